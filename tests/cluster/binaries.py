@@ -51,9 +51,7 @@ def _log(msg: str) -> None:
 
 def _go(args: list[str], cwd: Path, env: dict[str, str] | None = None) -> str:
     full_env = {**os.environ, "CGO_ENABLED": "0", "GOFLAGS": "-mod=mod", **(env or {})}
-    proc = subprocess.run(
-        ["go", *args], cwd=cwd, env=full_env, text=True, capture_output=True, check=False
-    )
+    proc = subprocess.run(["go", *args], cwd=cwd, env=full_env, text=True, capture_output=True, check=False)
     if proc.returncode != 0:
         raise RuntimeError(f"go {' '.join(args)} failed in {cwd}:\n{proc.stderr[-4000:]}")
     return proc.stdout
@@ -67,8 +65,9 @@ def staging_replaces(gomod_text: str) -> list[str]:
     return sorted(set(re.findall(r"^\s*(k8s\.io/[\w.\-/]+)\s+=>\s+\./staging/", gomod_text, re.M)))
 
 
-def _wrapper_module(workdir: Path, module: str, requires: dict[str, str], replaces: dict[str, str],
-                    imports: list[str]) -> None:
+def _wrapper_module(
+    workdir: Path, module: str, requires: dict[str, str], replaces: dict[str, str], imports: list[str]
+) -> None:
     workdir.mkdir(parents=True, exist_ok=True)
     lines = [f"module {module}", "", "go 1.24", "", "require ("]
     lines += [f"\t{mod} {ver}" for mod, ver in requires.items()]
@@ -116,19 +115,29 @@ def _build_kubernetes(dest: Path, version: str) -> None:
     for cmd in KUBE_COMMANDS:
         started = time.monotonic()
         _log(f"go build {cmd} (first build takes minutes)")
-        _go(["build", "-trimpath", "-ldflags", " ".join(ldflags), "-o", str(dest / cmd),
-             f"k8s.io/kubernetes/cmd/{cmd}"], cwd=work)
+        _go(
+            [
+                "build",
+                "-trimpath",
+                "-ldflags",
+                " ".join(ldflags),
+                "-o",
+                str(dest / cmd),
+                f"k8s.io/kubernetes/cmd/{cmd}",
+            ],
+            cwd=work,
+        )
         _log(f"built {cmd} in {time.monotonic() - started:.0f}s")
 
 
 def _build_etcd(dest: Path, version: str) -> None:
     work = cache_root().parent / "build" / f"etcd-{version}"
-    _wrapper_module(work, "modelpack.dev/build/etcd", {"go.etcd.io/etcd/server/v3": version}, {},
-                    ["go.etcd.io/etcd/server/v3"])
+    _wrapper_module(
+        work, "modelpack.dev/build/etcd", {"go.etcd.io/etcd/server/v3": version}, {}, ["go.etcd.io/etcd/server/v3"]
+    )
     _go(["mod", "tidy"], cwd=work)
     _log("go build etcd")
-    _go(["build", "-trimpath", "-ldflags", "-s -w", "-o", str(dest / "etcd"), "go.etcd.io/etcd/server/v3"],
-        cwd=work)
+    _go(["build", "-trimpath", "-ldflags", "-s -w", "-o", str(dest / "etcd"), "go.etcd.io/etcd/server/v3"], cwd=work)
 
 
 def _go_install(dest: Path, target: str) -> None:
@@ -157,10 +166,8 @@ def ensure_binaries() -> Binaries:
         raise RuntimeError("Go is required to build the test control plane (see README: Go >= 1.24)")
     kube = _ensure("kubernetes", KUBERNETES_VERSION, KUBE_COMMANDS, _build_kubernetes)
     etcd = _ensure("etcd", ETCD_VERSION, ("etcd",), _build_etcd)
-    kwok = _ensure("kwok", KWOK_VERSION, ("kwok",),
-                   lambda d, v: _go_install(d, f"sigs.k8s.io/kwok/cmd/kwok@{v}"))
-    helm = _ensure("helm", HELM_VERSION, ("helm",),
-                   lambda d, v: _go_install(d, f"helm.sh/helm/v3/cmd/helm@{v}"))
+    kwok = _ensure("kwok", KWOK_VERSION, ("kwok",), lambda d, v: _go_install(d, f"sigs.k8s.io/kwok/cmd/kwok@{v}"))
+    helm = _ensure("helm", HELM_VERSION, ("helm",), lambda d, v: _go_install(d, f"helm.sh/helm/v3/cmd/helm@{v}"))
     return Binaries(
         kube_apiserver=kube / "kube-apiserver",
         kube_controller_manager=kube / "kube-controller-manager",

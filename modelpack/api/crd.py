@@ -1,0 +1,188 @@
+"""CustomResourceDefinitions generated from the pydantic types.
+
+The types are the only hand-edited schema. This module turns pydantic's JSON Schema into a
+Kubernetes structural schema: ``$ref`` inlined, ``Optional`` collapsed, ``title`` dropped,
+descriptions kept (``kubectl explain`` must explain), cross-field :class:`Rule` s emitted as CEL
+``x-kubernetes-validations``.
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel
+
+from modelpack.api.base import ApiModel
+from modelpack.api.common import GROUP, VERSION
+from modelpack.api.loadtest import LoadTest
+from modelpack.api.modelpack import ModelPack
+
+_DROP = {"title", "examples", "$defs", "discriminator"}
+
+
+def _all_models(root: type[BaseModel]) -> dict[str, type[ApiModel]]:
+    """Every ApiModel reachable from root, by the name pydantic uses in $defs."""
+    found: dict[str, type[ApiModel]] = {}
+    stack: list[Any] = [root]
+    while stack:
+        tp = stack.pop()
+        if isinstance(tp, type) and issubclass(tp, ApiModel):
+            if tp.__name__ in found:
+                continue
+            found[tp.__name__] = tp
+            for field in tp.model_fields.values():
+                stack.append(field.annotation)
+        for arg in getattr(tp, "__args__", ()) or ():
+            stack.append(arg)
+    return found
+
+
+def _convert(node: Any, defs: dict[str, Any], models: dict[str, type[ApiModel]]) -> Any:
+    if isinstance(node, list):
+        return [_convert(n, defs, models) for n in node]
+    if not isinstance(node, dict):
+        return node
+    if "$ref" in node:
+        name = node["$ref"].rsplit("/", 1)[-1]
+        target = copy.deepcopy(defs[name])
+        target.update({k: v for k, v in node.items() if k != "$ref"})
+        model = models.get(name)
+        if model is not None and model.rules:
+            target["x-kubernetes-validations"] = [{"rule": r.cel, "message": r.message} for r in model.rules]
+        return _convert(target, defs, models)
+    if "anyOf" in node:
+        branches = [b for b in node["anyOf"] if b.get("type") != "null"]
+        rest = {k: v for k, v in node.items() if k != "anyOf"}
+        if len(branches) == 1:
+            merged = {**branches[0], **rest}
+            if merged.get("default", 0) is None:
+                merged.pop("default")
+            return _convert(merged, defs, models)
+        types = {b.get("type") for b in branches}
+        if types <= {"integer", "number", "string"}:
+            return _convert({**rest, "x-kubernetes-int-or-string": True}, defs, models)
+        raise ValueError(f"cannot express union {node} in a structural schema")
+    out: dict[str, Any] = {}
+    for key, value in node.items():
+        if key in _DROP:
+            continue
+        if key == "const":
+            out["enum"] = [value]
+            continue
+        if key == "default" and value is None:
+            continue
+        if key == "properties":
+            out[key] = {k: _convert(v, defs, models) for k, v in value.items()}
+        elif key in ("items", "additionalProperties") and isinstance(value, dict):
+            out[key] = _convert(value, defs, models)
+        else:
+            out[key] = value
+    if "enum" in out and "type" not in out:
+        out["type"] = "string"
+    if out.get("x-kubernetes-preserve-unknown-fields") and "type" not in out:
+        out["type"] = "object"
+    if "additionalProperties" in out and out["additionalProperties"] is False:
+        del out["additionalProperties"]
+    if out.get("additionalProperties") is True:
+        del out["additionalProperties"]
+        out["x-kubernetes-preserve-unknown-fields"] = True
+    return out
+
+
+def openapi_schema(model: type[ApiModel]) -> dict[str, Any]:
+    """The structural openAPIV3Schema of one kind."""
+    raw = model.model_json_schema(by_alias=True, mode="validation")
+    defs = raw.pop("$defs", {})
+    schema = _convert(raw, defs, _all_models(model))
+    props = schema["properties"]
+    # apiVersion, kind and metadata are the API server's business, not the schema's.
+    props["apiVersion"] = {"type": "string", "description": "modelpack.dev/v1alpha1"}
+    props["kind"] = {"type": "string", "description": model.__name__}
+    props["metadata"] = {"type": "object"}
+    schema["required"] = ["spec"]
+    schema["description"] = (model.__doc__ or "").strip()
+    return schema
+
+
+_PRINTER_COLUMNS: dict[str, list[dict[str, str]]] = {
+    "ModelPack": [
+        {"name": "Compute", "type": "string", "jsonPath": ".spec.compute.type"},
+        {"name": "Models", "type": "integer", "jsonPath": ".status.models"},
+        {"name": "Servers", "type": "integer", "jsonPath": ".status.servers"},
+        {"name": "Ready", "type": "string", "jsonPath": '.status.conditions[?(@.type=="Ready")].status'},
+        {"name": "Phase", "type": "string", "jsonPath": ".status.phase", "priority": "1"},
+        {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
+    ],
+    "LoadTest": [
+        {"name": "Phase", "type": "string", "jsonPath": ".status.phase"},
+        {"name": "RPS", "type": "number", "jsonPath": ".status.results.throughput"},
+        {"name": "P50", "type": "number", "jsonPath": ".status.results.latencyMs.p50"},
+        {"name": "P99", "type": "number", "jsonPath": ".status.results.latencyMs.p99"},
+        {"name": "Errors", "type": "integer", "jsonPath": ".status.results.errors"},
+        {"name": "SLO", "type": "string", "jsonPath": ".status.sloVerdict"},
+        {"name": "Cost/1M", "type": "number", "jsonPath": ".status.cost.costPerMillionRequests", "priority": "1"},
+        {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
+    ],
+}
+_NAMES = {"ModelPack": ("modelpacks", "modelpack", "mp"), "LoadTest": ("loadtests", "loadtest", "lt")}
+
+
+def crd(model: type[ApiModel]) -> dict[str, Any]:
+    """The CustomResourceDefinition of one kind."""
+    kind = model.__name__
+    plural, singular, short = _NAMES[kind]
+    columns = [
+        {
+            **{k: v for k, v in c.items() if k != "priority"},
+            **({"priority": int(c["priority"])} if "priority" in c else {}),
+        }
+        for c in _PRINTER_COLUMNS[kind]
+    ]
+    return {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": f"{plural}.{GROUP}", "labels": {"app.kubernetes.io/part-of": "modelpack"}},
+        "spec": {
+            "group": GROUP,
+            "scope": "Namespaced",
+            "names": {
+                "kind": kind,
+                "listKind": f"{kind}List",
+                "plural": plural,
+                "singular": singular,
+                "shortNames": [short],
+                "categories": ["modelpack"],
+            },
+            "versions": [
+                {
+                    "name": VERSION,
+                    "served": True,
+                    "storage": True,
+                    "subresources": {"status": {}},
+                    "additionalPrinterColumns": columns,
+                    "schema": {"openAPIV3Schema": openapi_schema(model)},
+                }
+            ],
+        },
+    }
+
+
+KINDS: tuple[type[ApiModel], ...] = (ModelPack, LoadTest)
+CRD_FILES = {ModelPack: "modelpack.dev_modelpacks.yaml", LoadTest: "modelpack.dev_loadtests.yaml"}
+HEADER = "# Generated by `modelpack crds generate` from modelpack/api; do not edit.\n"
+
+
+def render(model: type[ApiModel]) -> str:
+    return HEADER + yaml.safe_dump(crd(model), sort_keys=False, width=120)
+
+
+def expected_files(repo_root: Path) -> dict[Path, str]:
+    """Every generated CRD file (crds/ and the chart's copy) and its content."""
+    out = {}
+    for target in (repo_root / "crds", repo_root / "helm" / "modelpack" / "crds"):
+        for model, name in CRD_FILES.items():
+            out[target / name] = render(model)
+    return out
