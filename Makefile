@@ -18,6 +18,7 @@ demo: $(STAMP)
 
 ## Installs everything the tests need, builds the control plane binaries once, runs every test.
 test: $(STAMP)
+	hack/system-deps.sh
 	$(PY) -m tests.cluster.binaries
 	$(VENV)/bin/ruff check .
 	$(PY) -m pytest ; rc=$$?; if [ $$rc -eq 5 ]; then echo "no tests selected"; rc=0; fi; exit $$rc
