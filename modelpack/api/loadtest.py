@@ -7,7 +7,7 @@ from typing import Any, Literal
 from pydantic import Field
 
 from modelpack.api.base import DURATION_PATTERN, ApiModel, Rule, StatusModel, parse_duration
-from modelpack.api.common import API_VERSION, NAME_PATTERN, Condition, LatencySummary, ObjectMeta
+from modelpack.api.common import NAME_PATTERN, Condition, LatencySummary, ObjectMeta
 
 LoadMode = Literal["constant-rate", "concurrency", "sweep"]
 Spread = Literal["uniform", "zipf", "round-robin"]
@@ -276,7 +276,7 @@ class LoadTestStatus(StatusModel):
 class LoadTest(ApiModel):
     """A load test run against a ModelPack."""
 
-    api_version: Literal["modelpack.dev/v1alpha1"] = Field(default=API_VERSION, alias="apiVersion")
+    api_version: Literal["modelpack.dev/v1alpha1"] = Field(default="modelpack.dev/v1alpha1", alias="apiVersion")
     kind: Literal["LoadTest"] = "LoadTest"
     metadata: ObjectMeta
     spec: LoadTestSpec

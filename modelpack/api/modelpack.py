@@ -7,7 +7,7 @@ from typing import Any, Literal
 from pydantic import Field
 
 from modelpack.api.base import QUANTITY_PATTERN, ApiModel, Rule, StatusModel
-from modelpack.api.common import API_VERSION, Condition, ObjectMeta
+from modelpack.api.common import Condition, ObjectMeta
 
 ComputeType = Literal["graviton", "x86", "inferentia", "gpu"]
 STORE_URI_PATTERN = (
@@ -180,7 +180,7 @@ class ModelPackStatus(StatusModel):
 class ModelPack(ApiModel):
     """A fleet of distinct models packed onto servers."""
 
-    api_version: Literal["modelpack.dev/v1alpha1"] = Field(default=API_VERSION, alias="apiVersion")
+    api_version: Literal["modelpack.dev/v1alpha1"] = Field(default="modelpack.dev/v1alpha1", alias="apiVersion")
     kind: Literal["ModelPack"] = "ModelPack"
     metadata: ObjectMeta
     spec: ModelPackSpec
