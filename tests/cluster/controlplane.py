@@ -1,0 +1,338 @@
+"""A real Kubernetes control plane on loopback: etcd, kube-apiserver, controller-manager, scheduler and kwok.
+
+Nothing is faked at the API level: requests go through TLS, authentication, RBAC and admission; the
+scheduler binds pods; the controller-manager runs Deployments, Jobs, garbage collection and service
+account tokens. Only kubelets are simulated (kwok moves pods on fake nodes to Running / Succeeded).
+"""
+
+from __future__ import annotations
+
+import atexit
+import json
+import os
+import shutil
+import ssl
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from tests.cluster import kubeconfig as kc
+from tests.cluster import pki
+from tests.cluster.binaries import Binaries, ensure_binaries
+from tests.cluster.process import Component, free_port, stop_all
+
+STAGES_FILE = Path(__file__).with_name("kwok_stages.yaml")
+SERVICE_CIDR = "10.96.0.0/16"
+SA_ISSUER = "https://kubernetes.default.svc.cluster.local"
+KWOK_NODE_ANNOTATION = "kwok.x-k8s.io/node"
+DISABLED_CONTROLLERS = ("cloud-node-lifecycle-controller", "service-lb-controller", "node-route-controller")
+
+
+class ControlPlaneError(RuntimeError):
+    """A component failed to start or died; the message carries the tail of its log."""
+
+
+def _log(msg: str) -> None:
+    print(f"[controlplane] {msg}", file=sys.stderr, flush=True)
+
+
+def _http_ok(url: str, context: ssl.SSLContext | None) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=2, context=context) as resp:
+            return bool(resp.status == 200)
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+class ControlPlane:
+    """Start with ``with ControlPlane() as cp:`` or ``cp.start()`` / ``cp.stop()``."""
+
+    def __init__(
+        self,
+        binaries: Binaries | None = None,
+        *,
+        keep_logs: bool = False,
+        workdir: Path | None = None,
+        start_timeout: float = 90.0,
+    ) -> None:
+        self._binaries = binaries
+        self.keep_logs = keep_logs
+        self._given_workdir = workdir
+        self.start_timeout = start_timeout
+        self.workdir = Path()
+        self.pki_dir = Path()
+        self.log_dir = Path()
+        self.kubeconfig = Path()
+        self.server = ""
+        self._components: list[Component] = []
+        self._ca: pki.KeyPair | None = None
+        self._started = False
+
+    # lifecycle ---------------------------------------------------------------------------------
+
+    def __enter__(self) -> ControlPlane:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def start(self) -> ControlPlane:
+        if self._started:
+            raise ControlPlaneError("control plane already started")
+        began = time.monotonic()
+        bins = self._binaries or ensure_binaries()
+        self.workdir = self._given_workdir or Path(tempfile.mkdtemp(prefix="modelpack-cp-"))
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.pki_dir = self.workdir / "pki"
+        self.log_dir = self.workdir / "logs"
+        self.pki_dir.mkdir(exist_ok=True)
+        self.log_dir.mkdir(exist_ok=True)
+        self._started = True
+        atexit.register(self.stop)
+        try:
+            self._start_all(bins)
+        except BaseException:
+            self.keep_logs = True
+            self.stop()
+            raise
+        _log(f"ready in {time.monotonic() - began:.1f}s: {self.server}, logs in {self.log_dir}")
+        return self
+
+    def stop(self) -> None:
+        """Kill every component's process group, then remove the work dir unless logs are kept."""
+        if not self._started:
+            return
+        self._started = False
+        atexit.unregister(self.stop)
+        stop_all(list(reversed(self._components)))
+        self._components = []
+        if self.keep_logs:
+            _log(f"component logs kept in {self.log_dir}")
+        else:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+
+    # startup -----------------------------------------------------------------------------------
+
+    def _start_all(self, bins: Binaries) -> None:
+        ports = {name: free_port() for name in ("etcd", "etcd-peer", "apiserver", "kcm", "scheduler", "kwok")}
+        self.server = f"https://127.0.0.1:{ports['apiserver']}"
+        etcd_url = f"http://127.0.0.1:{ports['etcd']}"
+        peer_url = f"http://127.0.0.1:{ports['etcd-peer']}"
+        etcd = self._spawn(
+            "etcd",
+            [
+                str(bins.etcd),
+                "--name=node0",
+                f"--data-dir={self.workdir / 'etcd'}",
+                f"--listen-client-urls={etcd_url}",
+                f"--advertise-client-urls={etcd_url}",
+                f"--listen-peer-urls={peer_url}",
+                f"--initial-advertise-peer-urls={peer_url}",
+                f"--initial-cluster=node0={peer_url}",
+                "--unsafe-no-fsync=true",
+                "--log-level=warn",
+            ],
+        )
+        _log("generating certificates")
+        self._make_pki()
+        self._wait(etcd, lambda: _http_ok(f"{etcd_url}/health", None), "etcd /health")
+
+        p = self.pki_dir
+        apiserver = self._spawn(
+            "kube-apiserver",
+            [
+                str(bins.kube_apiserver),
+                f"--etcd-servers={etcd_url}",
+                "--bind-address=127.0.0.1",
+                f"--secure-port={ports['apiserver']}",
+                f"--tls-cert-file={p / 'apiserver.crt'}",
+                f"--tls-private-key-file={p / 'apiserver.key'}",
+                f"--client-ca-file={p / 'ca.crt'}",
+                f"--service-account-key-file={p / 'sa.pub'}",
+                f"--service-account-signing-key-file={p / 'sa.key'}",
+                f"--service-account-issuer={SA_ISSUER}",
+                f"--service-cluster-ip-range={SERVICE_CIDR}",
+                "--authorization-mode=Node,RBAC",
+                "--allow-privileged=true",
+                f"--cert-dir={self.workdir / 'apiserver-certs'}",
+            ],
+        )
+        ctx = ssl.create_default_context(cafile=str(p / "ca.crt"))
+        ctx.load_cert_chain(str(p / "admin.crt"), str(p / "admin.key"))
+        self._wait(apiserver, lambda: _http_ok(f"{self.server}/readyz", ctx), "kube-apiserver /readyz")
+
+        kcm_kubeconfig = self._cert_kubeconfig("kcm", "system:kube-controller-manager")
+        sched_kubeconfig = self._cert_kubeconfig("scheduler", "system:kube-scheduler")
+        kcm = self._spawn(
+            "kube-controller-manager",
+            [
+                str(bins.kube_controller_manager),
+                f"--kubeconfig={kcm_kubeconfig}",
+                f"--authentication-kubeconfig={kcm_kubeconfig}",
+                f"--authorization-kubeconfig={kcm_kubeconfig}",
+                "--bind-address=127.0.0.1",
+                f"--secure-port={ports['kcm']}",
+                f"--cert-dir={self.workdir / 'kcm-certs'}",
+                "--leader-elect=false",
+                "--use-service-account-credentials=true",
+                "--controllers=*," + ",".join(f"-{c}" for c in DISABLED_CONTROLLERS),
+                f"--service-account-private-key-file={p / 'sa.key'}",
+                f"--root-ca-file={p / 'ca.crt'}",
+                f"--cluster-signing-cert-file={p / 'ca.crt'}",
+                f"--cluster-signing-key-file={p / 'ca.key'}",
+                f"--service-cluster-ip-range={SERVICE_CIDR}",
+                "--kube-api-qps=200",
+                "--kube-api-burst=400",
+            ],
+        )
+        scheduler = self._spawn(
+            "kube-scheduler",
+            [
+                str(bins.kube_scheduler),
+                f"--kubeconfig={sched_kubeconfig}",
+                f"--authentication-kubeconfig={sched_kubeconfig}",
+                f"--authorization-kubeconfig={sched_kubeconfig}",
+                "--bind-address=127.0.0.1",
+                f"--secure-port={ports['scheduler']}",
+                f"--cert-dir={self.workdir / 'scheduler-certs'}",
+                "--leader-elect=false",
+            ],
+        )
+        kwok = self._spawn(
+            "kwok",
+            [
+                str(bins.kwok),
+                f"--kubeconfig={self.kubeconfig}",
+                f"--config={STAGES_FILE}",
+                "--manage-all-nodes=false",
+                f"--manage-nodes-with-annotation-selector={KWOK_NODE_ANNOTATION}=fake",
+                "--manage-nodes-with-label-selector=",
+                f"--server-address=127.0.0.1:{ports['kwok']}",
+                "--node-ip=127.0.0.1",
+                "--node-lease-duration-seconds=40",
+            ],
+        )
+        insecure = ssl.create_default_context()
+        insecure.check_hostname = False
+        insecure.verify_mode = ssl.CERT_NONE  # the components' self-signed serving certs; loopback health only
+        self._wait(kcm, lambda: _http_ok(f"https://127.0.0.1:{ports['kcm']}/healthz", insecure), "controller /healthz")
+        self._wait(
+            scheduler, lambda: _http_ok(f"https://127.0.0.1:{ports['scheduler']}/healthz", insecure), "sched /healthz"
+        )
+        self._wait(kwok, lambda: _http_ok(f"http://127.0.0.1:{ports['kwok']}/healthz", None), "kwok /healthz")
+        self._wait(apiserver, self._default_service_account_exists, "default ServiceAccount from the controllers")
+
+    def _make_pki(self) -> None:
+        p = self.pki_dir
+        self._ca = pki.make_ca(p)
+        sans = ("IP:127.0.0.1", "DNS:localhost", "DNS:kubernetes", "DNS:kubernetes.default",
+                "DNS:kubernetes.default.svc", "DNS:kubernetes.default.svc.cluster.local", "IP:10.96.0.1")  # fmt: skip
+        pki.issue(self._ca, p, "apiserver", "kube-apiserver", sans=sans)
+        pki.make_rsa_key(p, "sa")
+        self.kubeconfig = self._cert_kubeconfig("admin", "kubernetes-admin", ("system:masters",))
+
+    def _cert_kubeconfig(self, name: str, user: str, groups: tuple[str, ...] = ()) -> Path:
+        assert self._ca is not None
+        pair = pki.issue(self._ca, self.pki_dir, name, user, groups)
+        doc = kc.kubeconfig(self.server, self._ca.cert, user, client_cert=pair.cert, client_key=pair.key)
+        return kc.write(self.workdir / f"{name}.kubeconfig", doc)
+
+    def _spawn(self, name: str, argv: list[str]) -> Component:
+        comp = Component(name=name, argv=argv, log_path=self.log_dir / f"{name}.log", cwd=self.workdir)
+        _log(f"starting {name}")
+        comp.start()
+        self._components.append(comp)
+        return comp
+
+    def _wait(self, comp: Component, ready: Callable[[], bool], what: str) -> None:
+        deadline = time.monotonic() + self.start_timeout
+        while time.monotonic() < deadline:
+            if ready():
+                _log(f"{what}: ok")
+                return
+            code = comp.exit_code()
+            if code is not None:
+                raise ControlPlaneError(f"{comp.name} exited with {code} while waiting for {what}:\n{comp.tail()}")
+            time.sleep(0.1)
+        raise ControlPlaneError(f"timed out after {self.start_timeout:.0f}s waiting for {what}:\n{comp.tail()}")
+
+    def _default_service_account_exists(self) -> bool:
+        return self.kubectl("get", "serviceaccount", "default", "-n", "default", check=False).returncode == 0
+
+    # clients -----------------------------------------------------------------------------------
+
+    def kubectl(
+        self,
+        *args: str,
+        check: bool = True,
+        input: str | None = None,
+        kubeconfig: Path | None = None,
+        timeout: float = 60.0,
+    ) -> subprocess.CompletedProcess[str]:
+        """Run kubectl against this plane (admin unless ``kubeconfig`` says otherwise); text in, text out."""
+        bins = self._binaries or ensure_binaries()
+        env = {k: v for k, v in os.environ.items() if k != "KUBECONFIG"}
+        proc = subprocess.run(
+            [str(bins.kubectl), f"--kubeconfig={kubeconfig or self.kubeconfig}", *args],
+            input=input,
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=timeout,
+            check=False,
+        )
+        if check and proc.returncode != 0:
+            raise subprocess.CalledProcessError(proc.returncode, proc.args, proc.stdout, proc.stderr)
+        return proc
+
+    def kubectl_json(self, *args: str, kubeconfig: Path | None = None) -> Any:
+        return json.loads(self.kubectl(*args, "-o", "json", kubeconfig=kubeconfig).stdout)
+
+    def apply(
+        self, obj_or_yaml: Mapping[str, Any] | Sequence[Mapping[str, Any]] | str, *, kubeconfig: Path | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        """``kubectl apply`` a dict, a list of dicts, or YAML text."""
+        if isinstance(obj_or_yaml, str):
+            text = obj_or_yaml
+        elif isinstance(obj_or_yaml, Mapping):
+            text = yaml.safe_dump(dict(obj_or_yaml), sort_keys=False)
+        else:
+            text = yaml.safe_dump_all([dict(o) for o in obj_or_yaml], sort_keys=False)
+        return self.kubectl("apply", "-f", "-", input=text, kubeconfig=kubeconfig)
+
+    def api_client(self, kubeconfig: Path | None = None) -> Any:
+        """A ``kubernetes.client.ApiClient`` for this plane (admin unless ``kubeconfig`` is given)."""
+        from kubernetes import config
+
+        return config.new_client_from_config(config_file=str(kubeconfig or self.kubeconfig))
+
+    def kubeconfig_for(self, user: str, groups: Sequence[str] = (), namespace: str | None = None) -> Path:
+        """A client-cert kubeconfig for any user and groups: RBAC tests without ServiceAccounts."""
+        if self._ca is None:
+            raise ControlPlaneError("control plane not started")
+        safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in user)
+        pair = pki.issue(self._ca, self.pki_dir, f"user-{safe}-{time.monotonic_ns()}", user, tuple(groups))
+        doc = kc.kubeconfig(
+            self.server, self._ca.cert, user, client_cert=pair.cert, client_key=pair.key, namespace=namespace
+        )
+        return kc.write(self.workdir / f"user-{safe}-{time.monotonic_ns()}.kubeconfig", doc)
+
+    def service_account_kubeconfig(self, namespace: str, name: str, duration: str = "1h") -> Path:
+        """A bearer-token kubeconfig for a ServiceAccount, token minted by ``kubectl create token``."""
+        if self._ca is None:
+            raise ControlPlaneError("control plane not started")
+        token = self.kubectl("create", "token", name, "-n", namespace, f"--duration={duration}").stdout.strip()
+        user = f"system:serviceaccount:{namespace}:{name}"
+        doc = kc.kubeconfig(self.server, self._ca.cert, user, token=token, namespace=namespace)
+        return kc.write(self.workdir / f"sa-{namespace}-{name}.kubeconfig", doc)
+
+    def component_logs(self) -> dict[str, Path]:
+        return {c.name: c.log_path for c in self._components}
