@@ -1,0 +1,164 @@
+"""Start one `modelpack serve` process per placed server and wait until each says it is ready.
+
+A server that cannot bind its port (someone took it between our check and its bind) is restarted
+on another free port; any other early exit or a readiness timeout is an error that names the server
+and shows its log tail. The caller's :class:`ProcessGroup` stops everything on the way out.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from modelpack.api.modelpack import ServerSpec
+from modelpack.local.ports import any_free_port, choose_port
+from modelpack.local.processes import ManagedProcess, ProcessGroup
+from modelpack.placement import Placement, server_name
+
+PORT_TAKEN_MARKERS = ("address already in use", "errno 98")
+MAX_PORT_RETRIES = 3
+
+
+class ServerStartError(RuntimeError):
+    """A server did not become ready; the message names it and carries its log tail."""
+
+
+@dataclass
+class LocalServer:
+    name: str
+    index: int
+    models: tuple[str, ...]
+    host: str
+    port: int
+    threads: int
+    process: ManagedProcess
+    ready_seconds: float | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+
+def serve_argv(
+    store_uri: str, models: Sequence[str], host: str, port: int, threads: int, spec: ServerSpec
+) -> list[str]:
+    """The documented `modelpack serve` command line, from the pack's server spec."""
+    argv = [
+        sys.executable,
+        "-m",
+        "modelpack.cli.main",
+        "serve",
+        "--store",
+        store_uri,
+        "--models",
+        ",".join(models),
+        "--host",
+        host,
+        "--port",
+        str(port),
+        "--threads",
+        str(threads),
+        "--memory-budget",
+        spec.memory_budget,
+        "--max-batch-size",
+        str(spec.batching.max_batch_size),
+        "--max-queue-delay-ms",
+        f"{spec.batching.max_queue_delay_ms:g}",
+        "--max-queue-size",
+        str(spec.batching.max_queue_size),
+    ]
+    if spec.preload:
+        argv.append("--preload")
+    return argv
+
+
+def is_ready(url: str, timeout: float = 1.0) -> bool:
+    try:
+        with urllib.request.urlopen(f"{url}/v2/health/ready", timeout=timeout) as resp:
+            return bool(resp.status == 200)
+    except (urllib.error.URLError, OSError, ValueError):
+        return False
+
+
+def _port_taken(proc: ManagedProcess) -> bool:
+    tail = proc.log_tail(30).lower()
+    return any(marker in tail for marker in PORT_TAKEN_MARKERS)
+
+
+EventCallback = Callable[[str], None]
+
+
+def start_servers(
+    group: ProcessGroup,
+    placement: Placement,
+    pack: str,
+    spec: ServerSpec,
+    store_uri: str,
+    *,
+    host: str,
+    threads: int,
+    ready_timeout: float,
+    on_event: EventCallback = lambda _msg: None,
+) -> list[LocalServer]:
+    """Start every server at once (they load in parallel), then wait for all of them."""
+    servers: list[LocalServer] = []
+    used: list[int] = []
+    for server in placement.servers:
+        preferred = spec.port + server.index
+        port = choose_port(host, preferred, used)
+        if port != preferred:
+            on_event(f"port {preferred} is in use: {server_name(pack, server.index)} gets port {port}")
+        used.append(port)
+        name = server_name(pack, server.index)
+        proc = group.start(name, serve_argv(store_uri, server.models, host, port, threads, spec))
+        servers.append(LocalServer(name, server.index, server.models, host, port, threads, proc))
+    _wait_ready(group, servers, spec, store_uri, used, ready_timeout, on_event)
+    return servers
+
+
+def _wait_ready(
+    group: ProcessGroup,
+    servers: list[LocalServer],
+    spec: ServerSpec,
+    store_uri: str,
+    used: list[int],
+    timeout: float,
+    on_event: EventCallback,
+) -> None:
+    started = time.monotonic()
+    deadline = started + timeout
+    retries = dict.fromkeys((s.name for s in servers), 0)
+    pending = list(servers)
+    while pending:
+        for server in list(pending):
+            if is_ready(server.url):
+                server.ready_seconds = time.monotonic() - started
+                pending.remove(server)
+                continue
+            if server.process.alive():
+                continue
+            if _port_taken(server.process) and retries[server.name] < MAX_PORT_RETRIES:
+                retries[server.name] += 1
+                old = server.port
+                group.stop(server.process)
+                server.port = any_free_port(server.host, used)
+                used.append(server.port)
+                on_event(f"port {old} was taken before {server.name} bound it: retrying on port {server.port}")
+                argv = serve_argv(store_uri, server.models, server.host, server.port, server.threads, spec)
+                server.process = group.start(server.name, argv)
+                continue
+            raise ServerStartError(
+                f"server {server.name} (port {server.port}) exited with code {server.process.exit_code()} "
+                f"before it was ready; last lines of {server.process.log_path}:\n{server.process.log_tail()}"
+            )
+        if not pending:
+            break
+        if time.monotonic() > deadline:
+            names = ", ".join(s.name for s in pending)
+            tails = "\n".join(f"--- {s.name} ({s.process.log_path}):\n{s.process.log_tail(10)}" for s in pending)
+            raise ServerStartError(f"servers not ready after {timeout:g}s: {names}\n{tails}")
+        time.sleep(0.25)

@@ -1,0 +1,45 @@
+"""How many torch threads each local server gets, from the cores this process may use.
+
+On one machine the servers and the load generator share the cores: oversubscribing them (every
+server taking the pod's `workerThreads`) makes every server slower and the latencies meaningless.
+The load generator keeps one core to itself when there are at least four; below that it shares.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+
+def available_cores() -> int:
+    """Cores this process may run on (affinity and cgroup-pinned CPUs, not the whole machine)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+@dataclass(frozen=True)
+class ThreadPlan:
+    cores: int
+    loadgen_cores: int
+    threads_per_server: int
+    reason: str
+
+
+def plan_threads(cores: int, servers: int, spec_threads: int, override: int | None = None) -> ThreadPlan:
+    """Threads per server: the cores left after the load generator's share, split evenly, capped by the spec."""
+    if servers < 1:
+        raise ValueError("servers must be at least 1")
+    loadgen = 1 if cores >= 4 else 0
+    if override is not None:
+        return ThreadPlan(cores, loadgen, override, f"--threads {override}")
+    share = max(1, (cores - loadgen) // servers)
+    threads = max(1, min(spec_threads, share))
+    reason = (
+        f"{cores} cores"
+        + (", 1 kept for the load generator" if loadgen else ", shared with the load generator")
+        + f", {servers} servers: {threads} each"
+        + (f" (spec.server.workerThreads {spec_threads} caps it)" if spec_threads < share else "")
+    )
+    return ThreadPlan(cores, loadgen, threads, reason)
