@@ -7,6 +7,7 @@ child is also asked to die with its parent (PR_SET_PDEATHSIG), which covers `kil
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import os
 import signal
@@ -98,17 +99,13 @@ class ProcessGroup:
             _signal_group(proc.pid, signal.SIGTERM)
         deadline = time.monotonic() + self.grace_seconds
         for proc in procs:
-            try:
+            with contextlib.suppress(subprocess.TimeoutExpired):
                 proc.popen.wait(timeout=max(0.0, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                pass
         # SIGKILL the group even when the leader exited: its own children may still be in the group.
         for proc in procs:
             _signal_group(proc.pid, signal.SIGKILL)
-            try:
+            with contextlib.suppress(subprocess.TimeoutExpired):
                 proc.popen.wait(timeout=self.grace_seconds)
-            except subprocess.TimeoutExpired:
-                pass
 
     def __enter__(self) -> ProcessGroup:
         return self
@@ -120,7 +117,5 @@ class ProcessGroup:
 
 
 def _signal_group(pgid: int, sig: signal.Signals) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pgid, sig)
-    except (ProcessLookupError, PermissionError):
-        pass
