@@ -72,7 +72,7 @@ def eks_allocatable(price: InstancePrice, max_pods: int = DEFAULT_MAX_PODS) -> t
     threshold. DaemonSets (aws-node, kube-proxy, device plugins) take a little more on a real node.
     """
     cores = price.vcpu
-    reserved_m = 60 * min(cores, 1) + 10 * min(max(cores - 1, 0), 1) + 5 * min(max(cores - 2, 0), 2)
+    reserved_m = 60.0 * min(cores, 1) + 10 * min(max(cores - 1, 0), 1) + 5 * min(max(cores - 2, 0), 2)
     reserved_m += 2.5 * max(cores - 4, 0)
     memory = int(price.memory_gib * _GI) - (255 + 11 * max_pods + 100) * _MI
     return cores * 1000 - math.ceil(reserved_m), max(memory, 0), price.accelerators
