@@ -40,6 +40,13 @@ class ControlPlaneError(RuntimeError):
     """A component failed to start or died; the message carries the tail of its log."""
 
 
+class KubectlError(subprocess.CalledProcessError):
+    """A failed kubectl call whose message shows what kubectl said, not only its exit status."""
+
+    def __str__(self) -> str:
+        return f"{' '.join(map(str, self.cmd[2:]))} exited {self.returncode}: {(self.stderr or '').strip()}"
+
+
 def _log(msg: str) -> None:
     print(f"[controlplane] {msg}", file=sys.stderr, flush=True)
 
@@ -290,23 +297,29 @@ class ControlPlane:
             check=False,
         )
         if check and proc.returncode != 0:
-            raise subprocess.CalledProcessError(proc.returncode, proc.args, proc.stdout, proc.stderr)
+            raise KubectlError(proc.returncode, proc.args, proc.stdout, proc.stderr)
         return proc
 
     def kubectl_json(self, *args: str, kubeconfig: Path | None = None) -> Any:
         return json.loads(self.kubectl(*args, "-o", "json", kubeconfig=kubeconfig).stdout)
 
     def apply(
-        self, obj_or_yaml: Mapping[str, Any] | Sequence[Mapping[str, Any]] | str, *, kubeconfig: Path | None = None
+        self,
+        obj_or_yaml: Mapping[str, Any] | Sequence[Mapping[str, Any]] | str,
+        *,
+        namespace: str | None = None,
+        kubeconfig: Path | None = None,
+        check: bool = True,
     ) -> subprocess.CompletedProcess[str]:
-        """``kubectl apply`` a dict, a list of dicts, or YAML text."""
+        """``kubectl apply`` a dict, a list of dicts, or YAML text (into ``namespace`` when given)."""
         if isinstance(obj_or_yaml, str):
             text = obj_or_yaml
         elif isinstance(obj_or_yaml, Mapping):
             text = yaml.safe_dump(dict(obj_or_yaml), sort_keys=False)
         else:
             text = yaml.safe_dump_all([dict(o) for o in obj_or_yaml], sort_keys=False)
-        return self.kubectl("apply", "-f", "-", input=text, kubeconfig=kubeconfig)
+        ns = ["-n", namespace] if namespace else []
+        return self.kubectl("apply", *ns, "-f", "-", input=text, kubeconfig=kubeconfig, check=check)
 
     def api_client(self, kubeconfig: Path | None = None) -> Any:
         """A ``kubernetes.client.ApiClient`` for this plane (admin unless ``kubeconfig`` is given)."""

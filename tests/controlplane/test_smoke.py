@@ -40,6 +40,7 @@ def test_python_client_talks_to_the_plane(control_plane: ControlPlane, namespace
 
     with control_plane.api_client() as api:
         core = client.CoreV1Api(api)
-        assert namespace in {ns.metadata.name for ns in core.list_namespace().items}
-        core.create_namespaced_config_map(namespace, {"metadata": {"name": "hello"}, "data": {"k": "v"}})
+        assert namespace in {ns.metadata.name for ns in core.list_namespace().items if ns.metadata}
+        body = client.V1ConfigMap(metadata=client.V1ObjectMeta(name="hello"), data={"k": "v"})
+        core.create_namespaced_config_map(namespace, body)
         assert core.read_namespaced_config_map("hello", namespace).data == {"k": "v"}
