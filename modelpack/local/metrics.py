@@ -1,8 +1,8 @@
 """Scrape each server's Prometheus `/metrics`: cache hits, loads and evictions explain the latencies.
 
-Samples are summed over labels per sample name (``modelpack_cache_hits_total`` over every model),
-which is what a per-server summary needs; a server that cannot be scraped yields an empty dict and
-the report says so rather than failing the run.
+Samples are keyed by name and labels (``modelpack_model_cache_total{result="hit"}``), summed over a
+``model`` label (per-model series would drown a per-server summary), histogram buckets dropped. A
+server that cannot be scraped yields an empty dict: the report shows no counters rather than failing.
 """
 
 from __future__ import annotations
@@ -19,9 +19,11 @@ def parse_metrics(text: str) -> dict[str, float]:
     totals: dict[str, float] = {}
     for family in text_string_to_metric_families(text):
         for sample in family.samples:
-            if sample.name.endswith("_created"):
+            if sample.name.endswith(("_created", "_bucket")):
                 continue
-            totals[sample.name] = totals.get(sample.name, 0.0) + float(sample.value)
+            labels = ",".join(f'{k}="{v}"' for k, v in sorted(sample.labels.items()) if k != "model")
+            key = f"{sample.name}{{{labels}}}" if labels else sample.name
+            totals[key] = totals.get(key, 0.0) + float(sample.value)
     return totals
 
 

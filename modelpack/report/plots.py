@@ -180,4 +180,8 @@ def per_server_counters(servers: Mapping[str, Mapping[str, float]], names: Seque
 
 
 def _short(metric: str) -> str:
-    return metric.removeprefix("modelpack_").removeprefix("model_server_").removesuffix("_total")
+    """``modelpack_model_cache_total{result="hit"}`` -> ``cache hit``: legend text, not PromQL."""
+    base, _, labels = metric.partition("{")
+    base = base.removeprefix("modelpack_").removeprefix("model_").removesuffix("_total").replace("_", " ")
+    values = [part.split("=", 1)[1].strip('"') for part in labels.rstrip("}").split(",") if "=" in part]
+    return " ".join([base, *values])

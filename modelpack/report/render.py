@@ -14,7 +14,7 @@ from modelpack.report.data import ReportData
 from modelpack.report.summary import status_rows, verdict_line
 
 # Counters worth a chart when the servers export them: they explain cold-start latency.
-COUNTER_PATTERN = re.compile(r"(hit|miss|load|evict)", re.I)
+COUNTER_PATTERN = re.compile(r"(cache|loads|evictions)_total$")
 MAX_COUNTERS = 5
 
 _env = Environment(
@@ -28,7 +28,7 @@ _env = Environment(
 def _chart_counters(data: ReportData) -> list[str]:
     names: set[str] = set()
     for server in data.servers:
-        names |= {n for n in server.metrics_end if n.endswith("_total") and COUNTER_PATTERN.search(n)}
+        names |= {n for n in server.metrics_end if COUNTER_PATTERN.search(n.split("{")[0])}
     return sorted(names)[:MAX_COUNTERS]
 
 

@@ -1,0 +1,312 @@
+"""`modelpack run`: the operator's job on one machine, from YAML to results.json and report.html.
+
+Order: validate the files, build missing models, place them (the operator's placement function),
+start one server process per placed server, run the LoadTest in this process, scrape the servers'
+counters, judge the SLO, print, write the results directory. Every process started is stopped on
+the way out, whatever happened (errors, Ctrl-C, SIGTERM).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import platform
+import signal
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from modelpack.api.loadtest import LoadTest, Results, SloVerdict, SweepResult
+from modelpack.api.modelpack import ModelPack
+from modelpack.local import console as out
+from modelpack.local.discovery import discover
+from modelpack.local.metrics import interesting, scrape
+from modelpack.local.objects import load_objects, select
+from modelpack.local.output import default_out_dir, write_results
+from modelpack.local.processes import ProcessGroup
+from modelpack.local.servers import LocalServer, start_servers
+from modelpack.local.sizing import available_cores, plan_threads
+from modelpack.local.status import build_status
+from modelpack.local.store import LocalStore, missing_models, resolve_store
+from modelpack.placement import place
+from modelpack.report import ReportData, ServerInfo
+
+EXIT_OK = 0
+EXIT_SLO_MISSED = 1
+EXIT_BAD_INPUT = 2
+EXIT_RUN_FAILED = 3
+EXIT_INTERRUPTED = 130
+
+
+@dataclass
+class RunOptions:
+    files: Sequence[str]
+    endpoints: Sequence[str] = ()
+    out_dir: Path | None = None
+    results_base: Path = Path("modelpack-results")
+    host: str = "127.0.0.1"
+    threads: int | None = None
+    ready_timeout: float = 120.0
+    price_per_hour: float | None = None
+    model_size: str = "tiny"
+    layers: int | None = None
+    hidden: int | None = None
+    cwd: Path = field(default_factory=Path.cwd)
+
+
+@dataclass
+class RunReport:
+    """What the CLI needs after a run: the exit code and where things were written."""
+
+    exit_code: int
+    out_dir: Path
+    report: Path | None
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM takes Ctrl-C's clean-up path: servers stopped, nothing left running."""
+
+    def handler(_sig: int, _frame: FrameType | None) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def machine_summary() -> str:
+    model = ""
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    return f"{available_cores()} cores{', ' + model if model else ''}, {platform.system()} {platform.machine()}"
+
+
+def build_models(store: LocalStore, names: Sequence[str], opts: RunOptions, console: Console) -> None:
+    """Build the models the store lacks; models already there are never rebuilt or overwritten."""
+    if store.directory is None:
+        return
+    missing = missing_models(store.directory, names)
+    if not missing:
+        console.print(f"store {store.directory}: all {len(names)} models present")
+        return
+    from model_server.fleet import build_fleet  # torch: imported only when models must be built
+
+    console.print(f"store {store.directory}: building {len(missing)} of {len(names)} models")
+    columns = (TextColumn("building models"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=console, transient=False) as progress:
+        task = progress.add_task("build", total=len(missing))
+        build_fleet(
+            store.directory,
+            missing,
+            size=opts.model_size,
+            layers=opts.layers,
+            hidden=opts.hidden,
+            progress=lambda done, _total: progress.update(task, completed=done),
+        )
+
+
+def _timeline_dicts(timeline: Sequence[Any]) -> list[dict[str, Any]]:
+    return [b.to_dict() if hasattr(b, "to_dict") else dict(b) for b in timeline]
+
+
+@dataclass
+class LoadRun:
+    results: Results | None = None
+    sweep: SweepResult | None = None
+    timeline: list[dict[str, Any]] = field(default_factory=list)
+    interrupted: bool = False
+
+
+def run_loadtest(loadtest: LoadTest, routes: dict[str, str], console: Console) -> LoadRun:
+    """The LoadTest in this process (one worker: the machine's cores are better spent on the servers).
+
+    A first Ctrl-C stops sending and keeps what was measured; the load generator's own cancellation
+    path returns partial results when it supports a ``stop`` event.
+    """
+    from modelpack.loadgen import Endpoint, run_load, select_models
+
+    names = select_models(loadtest.spec.target.models, list(routes))
+    endpoints = [Endpoint(model=n, url=routes[n]) for n in names]
+    run = LoadRun()
+
+    async def main() -> Any:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        kwargs: dict[str, Any] = {"progress": True}
+        if "stop" in inspect.signature(run_load).parameters:
+            kwargs["stop"] = stop
+        task = asyncio.ensure_future(run_load(loadtest.spec, endpoints, **kwargs))
+
+        def on_signal() -> None:
+            run.interrupted = True
+            if "stop" in kwargs and not stop.is_set():
+                stop.set()
+            else:
+                task.cancel()
+
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, on_signal)
+        try:
+            return await task
+        except asyncio.CancelledError:
+            return None
+        finally:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.remove_signal_handler(sig)
+
+    outcome = asyncio.run(main())
+    if outcome is not None:
+        run.results = outcome.results
+        run.sweep = getattr(outcome, "sweep", None)
+        run.timeline = _timeline_dicts(getattr(outcome, "timeline", []) or [])
+    return run
+
+
+def evaluate(loadtest: LoadTest, results: Results | None) -> SloVerdict | None:
+    from modelpack.loadgen import evaluate_slo
+
+    if results is None:
+        return None
+    return evaluate_slo(loadtest.spec.slo, results)
+
+
+def _cost(opts: RunOptions, results: Results | None) -> Any:
+    if opts.price_per_hour is None or results is None:
+        return None
+    from modelpack.cost import local_cost
+
+    return local_cost(opts.price_per_hour, results.throughput)
+
+
+def _server_infos(
+    servers: Sequence[LocalServer], start: dict[str, dict[str, float]], end: dict[str, dict[str, float]]
+) -> list[ServerInfo]:
+    return [
+        ServerInfo(
+            name=s.name,
+            url=s.url,
+            models=list(s.models),
+            threads=s.threads,
+            metrics_start=start.get(s.name, {}),
+            metrics_end=end.get(s.name, {}),
+        )
+        for s in servers
+    ]
+
+
+def _scrape_all(targets: dict[str, str]) -> dict[str, dict[str, float]]:
+    return {name: interesting(scrape(url)) for name, url in targets.items()}
+
+
+def run_local(opts: RunOptions, console: Console) -> RunReport:
+    """Everything `modelpack run` does; raises on bad input (the CLI maps exceptions to messages)."""
+    packs, tests = load_objects(opts.files)
+    objs = select(packs, tests, need_pack=not opts.endpoints)
+    loadtest = objs.loadtest
+    started = datetime.now(UTC)
+    out_dir = opts.out_dir or default_out_dir(opts.cwd / opts.results_base, loadtest.metadata.name, started)
+    notes: list[str] = []
+    with ProcessGroup(log_dir=out_dir / "logs") as group, _sigterm_as_interrupt():
+        servers: list[LocalServer] = []
+        if objs.pack is not None:
+            servers = _start_pack(objs.pack, opts, group, console, notes)
+            routes = {m: s.url for s in servers for m in s.models}
+            targets = {s.name: s.url for s in servers}
+        else:
+            routes = discover(list(opts.endpoints))
+            targets = {url: url for url in dict.fromkeys(routes.values())}
+            console.print(f"found {len(routes)} models on {len(targets)} endpoint(s)")
+        metrics_start = _scrape_all(targets)
+        console.print(f"running LoadTest {loadtest.metadata.name} (Ctrl-C stops it and keeps what was measured)")
+        load = run_loadtest(loadtest, routes, console)
+        metrics_end = _scrape_all(targets)
+    if load.interrupted:
+        notes.append("Interrupted by the user: results cover only part of the planned run.")
+    finished = datetime.now(UTC)
+    verdict = evaluate(loadtest, load.results)
+    status = build_status(
+        results=load.results,
+        verdict=verdict,
+        started=started,
+        finished=finished,
+        sweep=load.sweep,
+        cost=_cost(opts, load.results),
+        interrupted=load.interrupted,
+    )
+    infos = (
+        _server_infos(servers, metrics_start, metrics_end)
+        if servers
+        else [
+            ServerInfo(
+                name=url,
+                url=url,
+                models=[m for m, u in routes.items() if u == url],
+                metrics_start=metrics_start.get(url, {}),
+                metrics_end=metrics_end.get(url, {}),
+            )
+            for url in targets
+        ]
+    )
+    data = ReportData(
+        loadtest=loadtest,
+        status=status,
+        timeline=load.timeline,
+        servers=infos,
+        pack_name=objs.pack.metadata.name if objs.pack else None,
+        machine=machine_summary(),
+        notes=notes,
+    )
+    console.print(out.results_table(loadtest.metadata.name, status))
+    out.print_verdict(console, status)
+    report = write_results(out_dir, data)
+    console.print(f"results: {out_dir / 'results.json'}")
+    console.print(f"report:  {report}")
+    if load.interrupted:
+        return RunReport(EXIT_INTERRUPTED, out_dir, report)
+    if verdict is not None and not verdict.met:
+        return RunReport(EXIT_SLO_MISSED, out_dir, report)
+    return RunReport(EXIT_OK, out_dir, report)
+
+
+def _start_pack(
+    pack: ModelPack, opts: RunOptions, group: ProcessGroup, console: Console, notes: list[str]
+) -> list[LocalServer]:
+    spec = pack.spec
+    store = resolve_store(spec.store, opts.cwd)
+    names = spec.models.expand()
+    build_models(store, names, opts, console)
+    placement = place(names, spec.models_per_server)
+    plan = plan_threads(available_cores(), len(placement.servers), spec.server.worker_threads, opts.threads)
+    if spec.replicas != 1:
+        notes.append(f"spec.replicas is {spec.replicas}: locally each server runs as one process.")
+    if spec.compute.type in ("inferentia", "gpu"):
+        notes.append(f"compute.type {spec.compute.type}: locally the models run on this machine's CPU.")
+    for note in notes:
+        console.print(f"note: {note}", style="yellow")
+    console.print(f"starting {len(placement.servers)} servers for {len(names)} models")
+    servers = start_servers(
+        group,
+        placement,
+        pack.metadata.name,
+        spec.server,
+        store.uri,
+        host=opts.host,
+        threads=plan.threads_per_server,
+        ready_timeout=opts.ready_timeout,
+        on_event=lambda msg: console.print(f"note: {msg}", style="yellow"),
+    )
+    console.print(out.placement_table(pack.metadata.name, servers, plan.reason))
+    return servers
