@@ -1,0 +1,10 @@
+"""``python -m model_server ...``: the same flags and env vars as ``modelpack serve``."""
+
+from __future__ import annotations
+
+import sys
+
+from modelpack.cli.main import main
+
+if __name__ == "__main__":
+    sys.exit(main(["serve", *sys.argv[1:]]))

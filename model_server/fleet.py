@@ -1,0 +1,173 @@
+"""Build fleets of distinct BERT-family models into a store: random weights seeded by the model name.
+
+Tracing is the slow step, so each architecture is traced once; every model then gets its own seeded weights
+written into that traced graph and saved with ``torch.jit.save``. Reruns skip models whose config records the
+same architecture, so a store grows incrementally.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+
+from model_server.bert import SIZES, BertModel, BertShape, randomize
+from model_server.config import MODEL_FILE, ConfigError, ModelConfig, TensorSpec, load_config, write_config
+from model_server.tokenizer import build_tokenizer
+from model_server.trace import quiet_jit, trace
+
+TOKENIZER_FILE = "tokenizer.json"
+Progress = Callable[[int, int], None]
+
+
+@dataclass
+class FleetResult:
+    built: list[str] = field(default_factory=list)
+    reused: list[str] = field(default_factory=list)
+
+
+def seed_for(name: str) -> int:
+    """Stable across runs and machines (unlike ``hash()``), distinct per name."""
+    return int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "little") & (2**63 - 1)
+
+
+def shape_for(
+    size: str = "tiny",
+    *,
+    layers: int | None = None,
+    hidden: int | None = None,
+    heads: int | None = None,
+    intermediate: int | None = None,
+    seq_len: int = 128,
+    vocab_size: int = 2000,
+    task: str = "classification",
+    num_labels: int = 2,
+) -> BertShape:
+    if size not in SIZES:
+        raise ValueError(f"size must be one of {', '.join(SIZES)}, not {size!r}")
+    base = SIZES[size]
+    hidden = hidden or base.hidden
+    return BertShape(
+        layers=layers or base.layers,
+        hidden=hidden,
+        heads=heads or base.heads,
+        intermediate=intermediate or (4 * hidden if hidden != base.hidden else base.intermediate),
+        seq_len=seq_len,
+        vocab_size=vocab_size,
+        task=task,
+        num_labels=num_labels,
+    )
+
+
+def model_config(shape: BertShape, seed: int) -> ModelConfig:
+    tokens = [shape.seq_len]
+    if shape.task == "qa":
+        outputs = [
+            TensorSpec(name="start_logits", datatype="FP32", shape=tokens),
+            TensorSpec(name="end_logits", datatype="FP32", shape=tokens),
+        ]
+    else:
+        outputs = [TensorSpec(name="logits", datatype="FP32", shape=[shape.num_labels])]
+    return ModelConfig(
+        platform="torchscript",
+        max_batch_size=64,
+        inputs=[
+            TensorSpec(name="input_ids", datatype="INT64", shape=tokens),
+            TensorSpec(name="attention_mask", datatype="INT64", shape=tokens),
+        ],
+        outputs=outputs,
+        tokenizer=TOKENIZER_FILE,
+        seq_len=shape.seq_len,
+        task=shape.task,
+        source={"builder": "modelpack.fleet/1", "shape": asdict(shape), "seed": seed},
+    )
+
+
+def example_inputs(shape: BertShape, batch: int = 2) -> tuple[torch.Tensor, torch.Tensor]:
+    ids = torch.randint(0, shape.vocab_size, (batch, shape.seq_len), generator=torch.Generator().manual_seed(0))
+    return ids, torch.ones(batch, shape.seq_len, dtype=torch.int64)
+
+
+def is_built(model_dir: Path, expected: ModelConfig) -> bool:
+    """Present and valid: same architecture and seed recorded, weights and tokenizer on disk."""
+    try:
+        config = load_config(model_dir)
+    except ConfigError:
+        return False
+    weights = model_dir / MODEL_FILE
+    return (
+        config.source == expected.source
+        and weights.is_file()
+        and weights.stat().st_size > 0
+        and (model_dir / TOKENIZER_FILE).is_file()
+    )
+
+
+def build_fleet(
+    store_dir: str | os.PathLike[str],
+    names: Sequence[str],
+    *,
+    size: str = "tiny",
+    layers: int | None = None,
+    hidden: int | None = None,
+    heads: int | None = None,
+    intermediate: int | None = None,
+    seq_len: int = 128,
+    vocab_size: int = 2000,
+    task: str = "classification",
+    num_labels: int = 2,
+    progress: Progress | None = None,
+) -> FleetResult:
+    """Write one folder per name (model.pt, config.json, tokenizer.json); ``size`` picks defaults (tiny/small/base)."""
+    shape = shape_for(
+        size,
+        layers=layers,
+        hidden=hidden,
+        heads=heads,
+        intermediate=intermediate,
+        seq_len=seq_len,
+        vocab_size=vocab_size,
+        task=task,
+        num_labels=num_labels,
+    )
+    bad = [n for n in names if not n or "/" in n or n in (".", "..")]
+    if bad:
+        raise ValueError(f"model names must be non-empty folder names, got {bad[0]!r}")
+    store = Path(store_dir)
+    store.mkdir(parents=True, exist_ok=True)
+    result = FleetResult()
+    traced: torch.jit.ScriptModule | None = None
+    tokenizer_json: str | None = None
+    for done, name in enumerate(names, start=1):
+        seed = seed_for(name)
+        config = model_config(shape, seed)
+        model_dir = store / name
+        if is_built(model_dir, config):
+            result.reused.append(name)
+        else:
+            if traced is None:
+                traced = trace(BertModel(shape), example_inputs(shape), "x86")
+                tokenizer_json = build_tokenizer(shape.vocab_size, shape.seq_len).to_str()
+            assert tokenizer_json is not None
+            randomize(traced, seed)
+            model_dir.mkdir(exist_ok=True)
+            _write_atomic(model_dir / TOKENIZER_FILE, tokenizer_json.encode())
+            tmp = model_dir / f".{MODEL_FILE}.tmp"
+            with quiet_jit():
+                torch.jit.save(traced, str(tmp))
+            tmp.replace(model_dir / MODEL_FILE)
+            write_config(model_dir, config)  # last: a config with ``source`` marks the model complete
+            result.built.append(name)
+        if progress is not None:
+            progress(done, len(names))
+    return result
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_bytes(data)
+    tmp.replace(path)

@@ -1,0 +1,81 @@
+"""One model in memory: its TorchScript module, config and tokenizer, and how to run a batch through it.
+
+Only TorchScript is loaded (``torch.jit.load``), never arbitrary pickles, so a store cannot run code on load.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from tokenizers import Tokenizer
+
+from model_server.config import MODEL_FILE, ModelConfig, load_config
+from model_server.tokenizer import configure_length
+from model_server.trace import quiet_jit
+
+
+@dataclass
+class LoadedModel:
+    name: str
+    config: ModelConfig
+    module: torch.jit.ScriptModule
+    tokenizer: Tokenizer | None
+    size_bytes: int
+
+    def run(self, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
+        """Blocking forward pass; called from an inference thread, never the event loop."""
+        tensors = [torch.from_numpy(a) for a in inputs]
+        with torch.inference_mode():
+            out = self.module(*tensors)
+        outs = out if isinstance(out, (tuple, list)) else (out,)
+        if len(outs) != len(self.config.outputs):
+            raise RuntimeError(
+                f"model {self.name} returned {len(outs)} outputs, config.json declares {len(self.config.outputs)}"
+            )
+        return [t.contiguous().numpy() for t in outs]
+
+    def tokenize(self, texts: Sequence[str]) -> list[np.ndarray]:
+        """input_ids and attention_mask, padded/truncated to the model's seq_len."""
+        assert self.tokenizer is not None
+        encodings = self.tokenizer.encode_batch(list(texts))
+        ids = np.array([e.ids for e in encodings], dtype=np.int64)
+        mask = np.array([e.attention_mask for e in encodings], dtype=np.int64)
+        by_name = {"input_ids": ids, "attention_mask": mask}
+        return [by_name[spec.name] for spec in self.config.inputs]
+
+
+def module_bytes(module: torch.nn.Module) -> int:
+    """Parameter + buffer bytes: what the memory budget counts (deterministic, unlike RSS deltas)."""
+    tensors = [*module.parameters(), *module.buffers()]
+    return sum(t.numel() * t.element_size() for t in tensors)
+
+
+def load_model(name: str, model_dir: Path, config: ModelConfig | None = None) -> LoadedModel:
+    config = config or load_config(model_dir)
+    if config.platform == "neuron":
+        from model_server import neuron
+
+        neuron.runtime()  # registers Neuron ops with torch.jit; clear error when the SDK is absent
+    path = model_dir / MODEL_FILE
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: missing")
+    with quiet_jit():
+        try:
+            module = torch.jit.load(str(path), map_location="cpu")
+        except Exception as err:  # torch raises RuntimeError/ValueError/zipfile errors for corrupt archives
+            raise ValueError(f"{path}: not a loadable TorchScript archive: {err}") from None
+    module.eval()
+    tokenizer = None
+    if config.tokenizer is not None:
+        tok_path = model_dir / config.tokenizer
+        try:
+            tokenizer = Tokenizer.from_file(str(tok_path))
+        except Exception as err:  # tokenizers raises a plain Exception for missing/invalid files
+            raise ValueError(f"{tok_path}: not a loadable tokenizer: {err}") from None
+        assert config.seq_len is not None
+        configure_length(tokenizer, config.seq_len)
+    return LoadedModel(name=name, config=config, module=module, tokenizer=tokenizer, size_bytes=module_bytes(module))

@@ -1,0 +1,263 @@
+"""Which models this server knows, which are in memory, and keeping memory within the budget.
+
+All state changes happen on the event loop (no locks): loads run on the load pool and report back.
+- Lazy, single-flight loading: concurrent first requests share one load task.
+- LRU eviction by measured size (parameter + buffer bytes) when a load would exceed the budget.
+- A model is pinned (refcount) for the whole of every request using it and is never evicted while pinned;
+  if everything is pinned the budget is exceeded briefly and restored when requests finish.
+- A failed load keeps its reason (repository index, /ready); the model stays FAILED until the server restarts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import Executor
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+
+from model_server.batcher import Batcher
+from model_server.config import ModelConfig, load_config
+from model_server.loaded import LoadedModel, load_model
+from model_server.metrics import ServerMetrics
+from model_server.store import Store
+
+
+class ModelState(StrEnum):
+    UNAVAILABLE = "UNAVAILABLE"  # registered, not in memory (never loaded, or evicted)
+    LOADING = "LOADING"
+    READY = "READY"
+    FAILED = "FAILED"
+
+
+class UnknownModelError(KeyError):
+    """No model of that name is registered."""
+
+
+class ModelFailedError(RuntimeError):
+    """The model could not be loaded; the message says why."""
+
+
+@dataclass(eq=False)
+class Entry:
+    """Per registered model. Kept small: idle overhead per registered model must stay far below 1 MB."""
+
+    name: str
+    state: ModelState = ModelState.UNAVAILABLE
+    reason: str = ""
+    model: LoadedModel | None = None
+    batcher: Batcher | None = None
+    pins: int = 0
+    loading: asyncio.Task[None] | None = None
+    config: ModelConfig | None = None
+    loads: int = field(default=0)
+
+
+Loader = Callable[[str, Path, ModelConfig | None], LoadedModel]
+
+
+@dataclass
+class BatchingPolicy:
+    max_batch_size: int
+    max_queue_delay_s: float
+    max_queue_size: int
+
+
+class Registry:
+    def __init__(
+        self,
+        store: Store,
+        *,
+        memory_budget: int,
+        load_executor: Executor,
+        inference_executor: Executor,
+        batching: BatchingPolicy,
+        metrics: ServerMetrics,
+        loader: Loader = load_model,
+    ) -> None:
+        self.store = store
+        self.memory_budget = memory_budget
+        self.memory_used = 0
+        self._load_executor = load_executor
+        self._inference_executor = inference_executor
+        self._batching = batching
+        self.metrics = metrics
+        self._loader = loader
+        self._entries: dict[str, Entry] = {}
+        self._lru: OrderedDict[str, Entry] = OrderedDict()  # loaded models, least recently used first
+        metrics.memory_budget.set(memory_budget)
+
+    # -- registration and inspection -------------------------------------------------------------
+    def register(self, names: list[str]) -> None:
+        for name in names:
+            if name in self._entries:
+                continue
+            entry = Entry(name)
+            problem = self.store.problem(name)
+            if problem is not None:
+                entry.state, entry.reason = ModelState.FAILED, problem
+            self._entries[name] = entry
+        self.metrics.models_registered.set(len(self._entries))
+
+    def __contains__(self, name: str) -> bool:
+        return name in self._entries
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def entry(self, name: str) -> Entry:
+        try:
+            return self._entries[name]
+        except KeyError:
+            raise UnknownModelError(name) from None
+
+    def entries(self) -> list[Entry]:
+        return list(self._entries.values())
+
+    def loaded_names(self) -> list[str]:
+        """Least recently used first."""
+        return list(self._lru)
+
+    async def config(self, name: str) -> ModelConfig:
+        """The model's config without loading its weights (metadata requests)."""
+        entry = self.entry(name)
+        if entry.model is not None:
+            return entry.model.config
+        if entry.config is None:
+            if entry.state is ModelState.FAILED:
+                raise ModelFailedError(entry.reason)
+            loop = asyncio.get_running_loop()
+            try:
+                entry.config = await loop.run_in_executor(
+                    self._load_executor, lambda: load_config(self.store.model_dir(name))
+                )
+            except Exception as err:
+                self._fail(entry, str(err))
+                raise ModelFailedError(entry.reason) from None
+        return entry.config
+
+    # -- use ------------------------------------------------------------------------------------
+    @asynccontextmanager
+    async def use(self, name: str) -> AsyncIterator[Entry]:
+        """Pin a loaded model for the duration of a request, loading it first if needed."""
+        entry = self.entry(name)
+        hit = entry.state is ModelState.READY
+        self.metrics.cache.labels("hit" if hit else "miss").inc()
+        while entry.state is not ModelState.READY:
+            if entry.state is ModelState.FAILED:
+                raise ModelFailedError(entry.reason)
+            if entry.loading is None:
+                entry.loading = asyncio.get_running_loop().create_task(self._load(entry))
+            await asyncio.shield(entry.loading)
+        entry.pins += 1
+        self._lru.move_to_end(name)
+        try:
+            yield entry
+        finally:
+            entry.pins -= 1
+            if self.memory_used > self.memory_budget:
+                self._evict_until(self.memory_budget)
+
+    async def ensure_loaded(self, name: str) -> None:
+        async with self.use(name):
+            pass
+
+    # -- loading and eviction -------------------------------------------------------------------
+    async def _load(self, entry: Entry) -> None:
+        loop = asyncio.get_running_loop()
+        entry.state, entry.reason = ModelState.LOADING, ""
+        started = time.perf_counter()
+        try:
+            model = await loop.run_in_executor(self._load_executor, self._load_blocking, entry.name, entry.config)
+        except Exception as err:
+            self.metrics.loads.labels("failed").inc()
+            self._fail(entry, str(err) or type(err).__name__)
+            return
+        finally:
+            entry.loading = None
+        self.metrics.load_seconds.observe(time.perf_counter() - started)
+        if model.size_bytes > self.memory_budget:
+            self.metrics.loads.labels("failed").inc()
+            self._fail(
+                entry, f"model needs {model.size_bytes} bytes, more than the whole memory budget ({self.memory_budget})"
+            )
+            return
+        self._evict_until(self.memory_budget - model.size_bytes)
+        entry.model, entry.config = model, model.config
+        batch_limit = model.config.max_batch_size or 1
+        entry.batcher = Batcher(
+            model.run,
+            self._inference_executor,
+            max_batch_size=min(self._batching.max_batch_size, batch_limit),
+            max_queue_delay_s=self._batching.max_queue_delay_s,
+            max_queue_size=self._batching.max_queue_size,
+            metrics=self.metrics,
+        )
+        entry.state = ModelState.READY
+        entry.loads += 1
+        self._lru[entry.name] = entry
+        self.memory_used += model.size_bytes
+        self.metrics.loads.labels("ok").inc()
+        self.metrics.bytes_loaded.inc(model.size_bytes)
+        self._update_gauges()
+
+    def _load_blocking(self, name: str, config: ModelConfig | None) -> LoadedModel:
+        return self._loader(name, self.store.model_dir(name), config)
+
+    def _fail(self, entry: Entry, reason: str) -> None:
+        entry.state, entry.reason = ModelState.FAILED, reason
+
+    def _evict_until(self, target: int) -> None:
+        """Synchronous (no await), so no request can pin a model between the check and the eviction."""
+        for name, entry in list(self._lru.items()):
+            if self.memory_used <= target:
+                return
+            if entry.pins == 0:
+                self._evict(name, entry)
+
+    def _evict(self, name: str, entry: Entry) -> None:
+        del self._lru[name]
+        model, batcher = entry.model, entry.batcher
+        entry.model, entry.batcher, entry.state = None, None, ModelState.UNAVAILABLE
+        if model is not None:
+            self.memory_used -= model.size_bytes
+        self.metrics.evictions.inc()
+        self._update_gauges()
+        if batcher is not None:
+            batcher.close_nowait()  # unpinned, so its queue is empty: this only ends its task
+
+    def unload(self, name: str) -> bool:
+        """Evict now if idle; False when requests are using the model."""
+        entry = self.entry(name)
+        if name not in self._lru:
+            return True
+        if entry.pins:
+            return False
+        self._evict(name, entry)
+        return True
+
+    def _update_gauges(self) -> None:
+        self.metrics.models_loaded.set(len(self._lru))
+        self.metrics.memory_used.set(self.memory_used)
+
+    async def preload(self) -> None:
+        """Load models in registration order until the budget is full (later loads would evict earlier ones)."""
+        for entry in self.entries():
+            if entry.state is ModelState.FAILED:
+                continue
+            try:
+                await self.ensure_loaded(entry.name)
+            except ModelFailedError:
+                continue
+            if self.memory_used + (entry.model.size_bytes if entry.model else 0) > self.memory_budget:
+                break
+
+    async def close(self) -> None:
+        """Drain every batcher: queued requests still get answers."""
+        for entry in list(self._lru.values()):
+            if entry.batcher is not None:
+                await entry.batcher.close()

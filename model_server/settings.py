@@ -1,0 +1,69 @@
+"""Server settings: one typed object that both ``modelpack serve`` flags and MODELPACK_* env vars fill in."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from model_server.cpus import available_cpus
+
+
+def _default_threads() -> int:
+    return available_cpus()
+
+
+@dataclass
+class Settings:
+    store: str
+    """Model store: a directory, ``file:///path`` or ``s3://bucket/prefix``."""
+
+    models: list[str] | None = None
+    """Models to register; None registers every folder in the store."""
+
+    host: str = "127.0.0.1"
+    """Address to listen on; pods use 0.0.0.0."""
+
+    port: int = 8080
+    """HTTP port."""
+
+    threads: int = field(default_factory=_default_threads)
+    """torch intra-op threads per inference; defaults to the CPUs the cgroup quota/affinity allow."""
+
+    inference_workers: int = 0
+    """Inference threads (batches of different models run in parallel); 0 = max(1, CPUs // threads), so the
+    CPUs are used fully but never oversubscribed by intra-op threads."""
+
+    load_workers: int = 1
+    """Threads that load models from disk, separate from inference so a cold load never blocks warm models."""
+
+    memory_budget: int = 2 * 1024**3
+    """Bytes of loaded models (parameters + buffers); least recently used idle models are evicted beyond it."""
+
+    max_batch_size: int = 8
+    """Largest dynamic batch; a model's config.json may lower it."""
+
+    max_queue_delay_ms: float = 5.0
+    """How long the oldest queued request waits for others to fill a batch."""
+
+    max_queue_size: int = 256
+    """Requests waiting per model; beyond it the server answers 503 with Retry-After."""
+
+    preload: bool = False
+    """Load every registered model at start (in LRU order, within the memory budget)."""
+
+    max_body_bytes: int = 16 * 1024**2
+    """Largest request body; bigger ones get 413 before being read."""
+
+    cache_dir: Path = field(default_factory=lambda: Path.home() / ".cache" / "modelpack" / "store")
+    """Where models from s3:// stores are downloaded."""
+
+    graceful_shutdown_s: float = 30.0
+    """On SIGTERM, how long in-flight requests may take before the server exits anyway."""
+
+    log_level: str = "info"
+    """uvicorn log level."""
+
+    def resolved_inference_workers(self) -> int:
+        if self.inference_workers > 0:
+            return self.inference_workers
+        return max(1, available_cpus() // max(1, self.threads))
