@@ -1,0 +1,90 @@
+"""``python -m tests.cluster up|build``: a throw-away control plane for poking at by hand.
+
+``up`` starts the same plane the test fixture uses, prints how to point kubectl at it, and tears it
+down on Ctrl-C (or SIGTERM). ``build`` builds (or finds cached) binaries and prints their paths.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from types import FrameType
+
+from tests.cluster.binaries import ensure_binaries
+from tests.cluster.controlplane import ControlPlane, ControlPlaneError
+from tests.cluster.nodes import DEFAULT_POOLS, parse_pools, register_pools
+
+
+def _pools_arg(value: str) -> dict[str, int]:
+    try:
+        return parse_pools(value)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m tests.cluster", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    up = sub.add_parser("up", help="start a control plane with kwok node pools and wait for Ctrl-C")
+    default = ",".join(f"{k}={v}" for k, v in DEFAULT_POOLS.items())
+    up.add_argument("--pools", type=_pools_arg, default=dict(DEFAULT_POOLS), help=f"NAME=COUNT,... (default {default})")
+    up.add_argument("--keep-logs", action="store_true", help="keep the work dir (logs, certs, kubeconfig) on exit")
+    up.add_argument("--workdir", type=Path, help="use this directory instead of a fresh temp dir")
+    sub.add_parser("build", help="build the control-plane binaries into the cache (instant when cached)")
+    return parser
+
+
+def _stop_on_sigterm(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
+def _up(args: argparse.Namespace) -> int:
+    if args.workdir is not None and args.workdir.exists() and any(args.workdir.iterdir()):
+        print(f"python -m tests.cluster up: error: --workdir {args.workdir} is not empty", file=sys.stderr)
+        return 2
+    signal.signal(signal.SIGTERM, _stop_on_sigterm)
+    cp = ControlPlane(keep_logs=args.keep_logs, workdir=args.workdir)
+    try:
+        cp.start()
+        nodes = register_pools(cp, args.pools)
+        print(f"nodes: {', '.join(nodes) or '(none)'}")
+        print(f"kubeconfig: {cp.kubeconfig}")
+        print(f"logs: {cp.log_dir}")
+        print(f"export KUBECONFIG={cp.kubeconfig}", flush=True)
+        print("control plane up; Ctrl-C to stop", file=sys.stderr, flush=True)
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        print("stopping", file=sys.stderr, flush=True)
+        return 0
+    except (ControlPlaneError, TimeoutError) as err:
+        print(f"python -m tests.cluster up: error: {err}", file=sys.stderr)
+        return 1
+    finally:
+        cp.stop()
+
+
+def _build() -> int:
+    started = time.monotonic()
+    try:
+        bins = ensure_binaries()
+    except RuntimeError as err:
+        print(f"python -m tests.cluster build: error: {err}", file=sys.stderr)
+        return 1
+    for name, path in vars(bins).items():
+        print(f"{name}: {path}")
+    print(f"total: {time.monotonic() - started:.1f}s")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return _up(args) if args.command == "up" else _build()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
