@@ -30,7 +30,7 @@ from modelpack.plan.measurement import Measurement
 from modelpack.pricing import ComputeType, PriceError, PriceTable, default_price_table, load_price_table
 
 DEFAULT_SERVER_CPU = "2"
-DEFAULT_SERVER_MEMORY = "4Gi"
+DEFAULT_SERVER_MEMORY = "2560Mi"  # the operator's default server: 2Gi memoryBudget + 512Mi overhead
 
 
 def register(parser: argparse.ArgumentParser) -> None:

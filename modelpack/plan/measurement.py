@@ -25,12 +25,18 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
+from modelpack.api.base import parse_quantity
 from modelpack.api.loading import format_validation_error
 from modelpack.api.loadtest import LoadTestStatus, Results, SweepStep
 from modelpack.api.modelpack import ModelPack
 from modelpack.cost import pod_requests
 from modelpack.plan.sizing import ServerShape
+from modelpack.pools import GPU_RESOURCE, NEURON_RESOURCE
 from modelpack.pricing import ComputeType
+
+OPERATOR_MEMORY_OVERHEAD_MI = 512
+ACCELERATOR_RESOURCE = {"inferentia": NEURON_RESOURCE, "gpu": GPU_RESOURCE}
+_MI = 2**20
 
 
 class MeasurementError(ValueError):
@@ -216,7 +222,7 @@ def _positive(throughput: float, source: str) -> float:
     return throughput
 
 
-def _pack_facts(doc: dict[str, Any], source: str) -> tuple[int, ComputeType, int, ServerShape | None]:
+def _pack_facts(doc: dict[str, Any], source: str) -> tuple[int, ComputeType, int, ServerShape]:
     try:
         pack = ModelPack.model_validate(doc)
     except ValidationError as err:
@@ -226,15 +232,31 @@ def _pack_facts(doc: dict[str, Any], source: str) -> tuple[int, ComputeType, int
     groups = (pack.status.servers if pack.status and pack.status.servers else None) or math.ceil(
         models / spec.models_per_server
     )
-    shape = None
+    return groups * max(spec.replicas, 1), spec.compute.type, spec.models_per_server, server_shape_of(pack)
+
+
+def server_shape_of(pack: ModelPack) -> ServerShape:
+    """What each server pod of ``pack`` requests, sized the way the operator sizes it.
+
+    CPU = ``server.workerThreads``, memory = ``server.memoryBudget`` + the operator's default 512Mi overhead,
+    accelerators = ``compute.acceleratorsPerServer`` on inferentia and gpu; ``compute.resources.requests``
+    overrides each. tests/plan checks this against the operator's own builder so the two cannot drift.
+    """
+    spec = pack.spec
+    requests: dict[str, str] = {
+        "cpu": str(spec.server.worker_threads),
+        "memory": f"{-(-parse_quantity(spec.server.memory_budget) // _MI) + OPERATOR_MEMORY_OVERHEAD_MI}Mi",
+    }
+    if spec.compute.type in ACCELERATOR_RESOURCE:
+        requests[ACCELERATOR_RESOURCE[spec.compute.type]] = str(spec.compute.accelerators_per_server)
     if spec.compute.resources and spec.compute.resources.requests:
-        fake_pod = {"spec": {"containers": [{"name": "server", "resources": spec.compute.resources.to_dict()}]}}
-        req = pod_requests(fake_pod)
-        acc = sum(int(v) for k, v in req.items() if "/" in k)
-        shape = ServerShape(
-            cpu_millicores=int(req.get("cpu", 0) * 1000), memory_bytes=int(req.get("memory", 0)), accelerators=acc
-        )
-    return groups * max(spec.replicas, 1), spec.compute.type, spec.models_per_server, shape
+        requests.update(spec.compute.resources.requests)
+    req = pod_requests({"spec": {"containers": [{"name": "server", "resources": {"requests": requests}}]}})
+    return ServerShape(
+        cpu_millicores=int(req.get("cpu", 0) * 1000),
+        memory_bytes=int(req.get("memory", 0)),
+        accelerators=sum(int(v) for k, v in req.items() if "/" in k),
+    )
 
 
 def read_measurement(path: str | Path, bounds: SloBounds | None = None) -> Measurement:
