@@ -1,0 +1,274 @@
+"""The run itself: an open-loop dispatcher (sends on schedule whatever the server does) or closed-loop slots.
+
+Latency is taken from the *scheduled* send time and service time from the actual send, so a stalled server
+shows up in latency even when the generator could not send during the stall (no coordinated omission). When
+``maxInFlight`` requests are outstanding the dispatcher waits for a free slot instead of queueing; the sends it
+then makes are late (counted, and their wait is in their latency); sends still waiting when the window ends are
+counted as dropped (errors of class ``other``). Nothing here grows without bound: one task per request in
+flight, histograms of fixed size, and every wait ends at the window end plus the request timeout.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import aiohttp
+
+from modelpack.loadgen.plan import Plan
+from modelpack.loadgen.schedule import arrivals
+from modelpack.loadgen.sender import Target, send
+from modelpack.loadgen.slo import evaluate_slo
+from modelpack.loadgen.spread import Chooser
+from modelpack.loadgen.summary import results_from
+from modelpack.loadgen.tally import Tally, bucket_seconds_for
+
+YIELD_EVERY = 32
+DRAIN_GRACE_S = 1.0
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """Live figures for a progress display (measured window only)."""
+
+    elapsed: float
+    total: float
+    phase: str
+    sent: int
+    ok: int
+    errors: int
+    p99_ms: float | None
+
+
+class Engine:
+    def __init__(
+        self,
+        plan: Plan,
+        session: aiohttp.ClientSession,
+        targets: list[Target],
+        chooser: Chooser,
+        stop_event: asyncio.Event | None = None,
+    ) -> None:
+        self.plan = plan
+        self.session = session
+        self.targets = targets
+        self.chooser = chooser
+        self.stop_event = stop_event
+        self.timeout = aiohttp.ClientTimeout(total=plan.timeout)
+        self.tally = Tally(bucket_seconds=bucket_seconds_for(plan.measured))
+        step_s = plan.steps[0].end - plan.steps[0].start if plan.steps else 0.0
+        self.step_seconds = step_s
+        self.step_tallies = [Tally(bucket_seconds=bucket_seconds_for(step_s)) for _ in plan.steps]
+        self.step_pending = [0] * len(plan.steps)
+        self.completed_steps = 0
+        self.stop_at = plan.end
+        self.interrupted = False
+        self.t0 = 0.0
+        self.tasks: set[asyncio.Task[None]] = set()
+        self._slot = asyncio.Event()
+        self._sent_n = 0
+
+    # ---- time ---------------------------------------------------------------------------------------------
+    def now_rel(self) -> float:
+        return time.monotonic() - self.t0
+
+    async def _sleep_until(self, t_rel: float) -> None:
+        """Sleep until `t_rel` or until the stop time moves before it (checked at least every 50 ms)."""
+        while (delay := min(t_rel, self.stop_at) - self.now_rel()) > 0:
+            await asyncio.sleep(min(delay, 0.05))
+
+    def stop_now(self) -> None:
+        self.stop_at = min(self.stop_at, max(self.now_rel(), 0.0))
+
+    # ---- recording ----------------------------------------------------------------------------------------
+    def _sinks(self, t_rel: float) -> Iterator[tuple[Tally, float, int]]:
+        m = t_rel - self.plan.warmup
+        yield self.tally, m, -1
+        if self.step_tallies:
+            k = min(int(m // self.step_seconds), len(self.step_tallies) - 1)
+            yield self.step_tallies[k], m - k * self.step_seconds, k
+
+    def _record(
+        self,
+        t_rel: float,
+        target: Target,
+        t_sched: float,
+        t_send: float,
+        t_done: float,
+        result: tuple[str | None, int | None],
+    ) -> None:
+        if t_rel < self.plan.warmup:
+            return
+        error, status = result
+        for tally, rel, _ in self._sinks(t_rel):
+            if error is None:
+                tally.record_success(target.model, rel, t_done - t_sched, t_done - t_send, t_send - t_sched)
+            else:
+                tally.record_failure(target.model, rel, t_send - t_sched, error, status)
+
+    def _drop(self, t_rel: float) -> None:
+        if t_rel >= self.plan.warmup:
+            for tally, _, _ in self._sinks(t_rel):
+                tally.record_dropped(1)
+
+    # ---- requests -----------------------------------------------------------------------------------------
+    async def _request(self, t_rel: float, target: Target, step: int) -> None:
+        t_sched = self.t0 + t_rel
+        t_send = time.monotonic()
+        try:
+            result = await send(self.session, target, self.timeout)
+            self._record(t_rel, target, t_sched, t_send, time.monotonic(), result)
+        finally:
+            if step >= 0:
+                self.step_pending[step] -= 1
+            self._slot.set()
+
+    def _spawn(self, t_rel: float, target: Target) -> None:
+        step = -1
+        if self.step_tallies and t_rel >= self.plan.warmup:
+            step = min(int((t_rel - self.plan.warmup) // self.step_seconds), len(self.step_tallies) - 1)
+            self.step_pending[step] += 1
+        task = asyncio.get_running_loop().create_task(self._request(t_rel, target, step))
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    async def _wait_slot(self) -> bool:
+        while len(self.tasks) >= self.plan.max_in_flight:
+            remaining = self.stop_at - self.now_rel()
+            if remaining <= 0:
+                return False
+            self._slot.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._slot.wait(), timeout=min(remaining, 0.05))
+        return True
+
+    # ---- open loop ----------------------------------------------------------------------------------------
+    async def _dispatch(self) -> None:
+        assert self.plan.rate_profile is not None
+        schedule = arrivals(self.plan.rate_profile, self.plan.arrival, self.plan.phase, self.plan.seed)
+        burst = 0
+        for n, t_rel in enumerate(schedule):
+            if t_rel >= self.stop_at:
+                break
+            delay = t_rel - self.now_rel()
+            if delay > 0:
+                burst = 0
+                await self._sleep_until(t_rel)
+                if t_rel >= self.stop_at:
+                    break
+            if len(self.tasks) >= self.plan.max_in_flight and not await self._wait_slot():
+                self._drop(t_rel)
+                for later in schedule:
+                    if later >= self.stop_at:
+                        break
+                    self._drop(later)
+                break
+            self._spawn(t_rel, self.targets[self.chooser(n)])
+            burst += 1
+            if burst >= YIELD_EVERY:
+                burst = 0
+                await asyncio.sleep(0)
+
+    # ---- closed loop --------------------------------------------------------------------------------------
+    async def _slot_loop(self, slot: int) -> None:
+        profile = self.plan.concurrency_profile
+        assert profile is not None
+        await self._sleep_until(0.0)
+        while (rel := self.now_rel()) < self.stop_at:
+            if slot >= profile.active_slots(rel):
+                await asyncio.sleep(min(0.05, self.stop_at - rel))
+                continue
+            target = self.targets[self.chooser(self._sent_n)]
+            self._sent_n += 1
+            t_send = time.monotonic()
+            result = await send(self.session, target, self.timeout)
+            self._record(t_send - self.t0, target, t_send, t_send, time.monotonic(), result)
+
+    # ---- sweep --------------------------------------------------------------------------------------------
+    async def _monitor_sweep(self) -> None:
+        for k, step in enumerate(self.plan.steps):
+            await self._sleep_until(step.end)
+            if self.stop_at < step.end:
+                return
+            deadline = time.monotonic() + self.plan.timeout + DRAIN_GRACE_S
+            while self.step_pending[k] > 0 and time.monotonic() < deadline:
+                await asyncio.sleep(0.01)
+            self._finish_step(k)
+            verdict = evaluate_slo(self.plan.slo, results_from(self.step_tallies[k]))
+            if verdict is not None and not verdict.met:
+                self.stop_now()
+                return
+        self.stop_now()
+
+    def _finish_step(self, k: int) -> None:
+        tally = self.step_tallies[k]
+        tally.duration_seconds = self.step_seconds
+        tally.planned_requests = self.plan.steps[k].rate / self.plan.workers * self.step_seconds
+        self.completed_steps = k + 1
+
+    # ---- whole run ----------------------------------------------------------------------------------------
+    async def _watch_stop(self) -> None:
+        assert self.stop_event is not None
+        await self.stop_event.wait()
+        self.interrupted = True
+        self.stop_now()
+
+    async def run(self, t0: float) -> None:
+        """Run from monotonic time `t0` (warm-up first) until the plan ends, the sweep breaks, or stop is set."""
+        self.t0 = t0
+        helpers = []
+        if self.stop_event is not None:
+            helpers.append(asyncio.create_task(self._watch_stop()))
+        try:
+            if self.plan.open_loop:
+                main = [self._dispatch()]
+                if self.plan.steps:
+                    main.append(self._monitor_sweep())
+                await asyncio.gather(*main)
+            else:
+                profile = self.plan.concurrency_profile
+                assert profile is not None
+                await asyncio.gather(*(self._slot_loop(s) for s in range(profile.slots)))
+            await self._drain()
+        finally:
+            for helper in helpers:
+                helper.cancel()
+            for task in list(self.tasks):
+                task.cancel()
+        self._finish()
+
+    async def _drain(self) -> None:
+        if not self.tasks:
+            return
+        grace = DRAIN_GRACE_S if self.interrupted else self.plan.timeout + DRAIN_GRACE_S
+        await asyncio.wait(list(self.tasks), timeout=grace)
+
+    def _finish(self) -> None:
+        end = min(self.stop_at, self.plan.end)
+        self.tally.duration_seconds = max(0.0, end - self.plan.warmup)
+        profile = self.plan.rate_profile
+        if profile is not None and self.tally.duration_seconds > 0:
+            self.tally.planned_requests = profile.cumulative(end) - profile.cumulative(self.plan.warmup)
+
+    def snapshot(self) -> Snapshot:
+        rel = self.now_rel()
+        if rel < self.plan.warmup:
+            phase = "warm-up"
+        elif self.plan.steps:
+            k = min(int((rel - self.plan.warmup) // self.step_seconds), len(self.plan.steps) - 1)
+            phase = f"step {k + 1}/{len(self.plan.steps)} @ {self.plan.steps[k].rate:g}/s"
+        else:
+            phase = "measuring"
+        t = self.tally
+        return Snapshot(
+            elapsed=max(0.0, rel),
+            total=self.plan.end,
+            phase=phase,
+            sent=t.sent,
+            ok=t.successes,
+            errors=t.errors,
+            p99_ms=t.latency.get_value_at_percentile(99) / 1000.0 if t.latency.get_total_count() else None,
+        )
