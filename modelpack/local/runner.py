@@ -31,7 +31,7 @@ from modelpack.local.metrics import interesting, scrape
 from modelpack.local.objects import load_objects, select
 from modelpack.local.output import default_out_dir, write_results
 from modelpack.local.processes import ProcessGroup
-from modelpack.local.servers import LocalServer, start_servers
+from modelpack.local.servers import LocalServer, ServeConfig, start_servers
 from modelpack.local.sizing import available_cores, plan_threads
 from modelpack.local.status import build_status
 from modelpack.local.store import LocalStore, missing_models, resolve_store
@@ -297,14 +297,19 @@ def _start_pack(
     for note in notes:
         console.print(f"note: {note}", style="yellow")
     console.print(f"starting {len(placement.servers)} servers for {len(names)} models")
+    cfg = ServeConfig(
+        store_uri=store.uri,
+        spec=spec.server,
+        host=opts.host,
+        threads=plan.threads_per_server,
+        inference_workers=plan.inference_workers,
+        work_dir=group.log_dir,
+    )
     servers = start_servers(
         group,
         placement,
         pack.metadata.name,
-        spec.server,
-        store.uri,
-        host=opts.host,
-        threads=plan.threads_per_server,
+        cfg,
         ready_timeout=opts.ready_timeout,
         on_event=lambda msg: console.print(f"note: {msg}", style="yellow"),
     )

@@ -13,6 +13,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 from modelpack.api.modelpack import ServerSpec
 from modelpack.local.ports import any_free_port, choose_port
@@ -21,6 +22,7 @@ from modelpack.placement import Placement, server_name
 
 PORT_TAKEN_MARKERS = ("address already in use", "errno 98")
 MAX_PORT_RETRIES = 3
+MODELS_ARG_LIMIT = 64 * 1024
 
 
 class ServerStartError(RuntimeError):
@@ -43,25 +45,52 @@ class LocalServer:
         return f"http://{self.host}:{self.port}"
 
 
-def serve_argv(
-    store_uri: str, models: Sequence[str], host: str, port: int, threads: int, spec: ServerSpec
-) -> list[str]:
-    """The documented `modelpack serve` command line, from the pack's server spec."""
+@dataclass(frozen=True)
+class ServeConfig:
+    """What every local server shares: the store, the pack's server spec, threads and where to write."""
+
+    store_uri: str
+    spec: ServerSpec
+    host: str
+    threads: int
+    inference_workers: int
+    work_dir: Path
+
+
+def _models_args(name: str, models: Sequence[str], work_dir: Path) -> list[str]:
+    """``--models a,b`` while short; a file past Linux's 128 KiB limit on one argument's length."""
+    joined = ",".join(models)
+    if len(joined) < MODELS_ARG_LIMIT:
+        return ["--models", joined]
+    path = work_dir / f"{name}.models"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(models) + "\n")
+    return ["--models-file", str(path)]
+
+
+def serve_argv(name: str, models: Sequence[str], port: int, cfg: ServeConfig) -> list[str]:
+    """The `modelpack serve` command line of one server, from the pack's server spec."""
+    spec = cfg.spec
     argv = [
         sys.executable,
         "-m",
         "modelpack.cli.main",
         "serve",
         "--store",
-        store_uri,
-        "--models",
-        ",".join(models),
+        cfg.store_uri,
+        *_models_args(name, models, cfg.work_dir),
         "--host",
-        host,
+        cfg.host,
         "--port",
         str(port),
         "--threads",
-        str(threads),
+        str(cfg.threads),
+        "--inference-workers",
+        str(cfg.inference_workers),
+        "--graceful-shutdown-s",
+        "3",
+        "--log-level",
+        "warning",
         "--memory-budget",
         spec.memory_budget,
         "--max-batch-size",
@@ -96,11 +125,8 @@ def start_servers(
     group: ProcessGroup,
     placement: Placement,
     pack: str,
-    spec: ServerSpec,
-    store_uri: str,
+    cfg: ServeConfig,
     *,
-    host: str,
-    threads: int,
     ready_timeout: float,
     on_event: EventCallback = lambda _msg: None,
 ) -> list[LocalServer]:
@@ -108,23 +134,22 @@ def start_servers(
     servers: list[LocalServer] = []
     used: list[int] = []
     for server in placement.servers:
-        preferred = spec.port + server.index
-        port = choose_port(host, preferred, used)
-        if port != preferred:
-            on_event(f"port {preferred} is in use: {server_name(pack, server.index)} gets port {port}")
-        used.append(port)
         name = server_name(pack, server.index)
-        proc = group.start(name, serve_argv(store_uri, server.models, host, port, threads, spec))
-        servers.append(LocalServer(name, server.index, server.models, host, port, threads, proc))
-    _wait_ready(group, servers, spec, store_uri, used, ready_timeout, on_event)
+        preferred = cfg.spec.port + server.index
+        port = choose_port(cfg.host, preferred, used)
+        if port != preferred:
+            on_event(f"port {preferred} is in use: {name} gets port {port}")
+        used.append(port)
+        proc = group.start(name, serve_argv(name, server.models, port, cfg))
+        servers.append(LocalServer(name, server.index, server.models, cfg.host, port, cfg.threads, proc))
+    _wait_ready(group, servers, cfg, used, ready_timeout, on_event)
     return servers
 
 
 def _wait_ready(
     group: ProcessGroup,
     servers: list[LocalServer],
-    spec: ServerSpec,
-    store_uri: str,
+    cfg: ServeConfig,
     used: list[int],
     timeout: float,
     on_event: EventCallback,
@@ -148,8 +173,7 @@ def _wait_ready(
                 server.port = any_free_port(server.host, used)
                 used.append(server.port)
                 on_event(f"port {old} was taken before {server.name} bound it: retrying on port {server.port}")
-                argv = serve_argv(store_uri, server.models, server.host, server.port, server.threads, spec)
-                server.process = group.start(server.name, argv)
+                server.process = group.start(server.name, serve_argv(server.name, server.models, server.port, cfg))
                 continue
             raise ServerStartError(
                 f"server {server.name} (port {server.port}) exited with code {server.process.exit_code()} "

@@ -24,6 +24,8 @@ class ThreadPlan:
     cores: int
     loadgen_cores: int
     threads_per_server: int
+    inference_workers: int
+    """Batches a server runs at once: its share of cores over its threads, so servers never oversubscribe."""
     reason: str
 
 
@@ -33,7 +35,8 @@ def plan_threads(cores: int, servers: int, spec_threads: int, override: int | No
         raise ValueError("servers must be at least 1")
     loadgen = 1 if cores >= 4 else 0
     if override is not None:
-        return ThreadPlan(cores, loadgen, override, f"--threads {override}")
+        workers = max(1, max(1, (cores - loadgen) // servers) // override)
+        return ThreadPlan(cores, loadgen, override, workers, f"--threads {override}")
     share = max(1, (cores - loadgen) // servers)
     threads = max(1, min(spec_threads, share))
     reason = (
@@ -42,4 +45,4 @@ def plan_threads(cores: int, servers: int, spec_threads: int, override: int | No
         + f", {servers} servers: {threads} each"
         + (f" (spec.server.workerThreads {spec_threads} caps it)" if spec_threads < share else "")
     )
-    return ThreadPlan(cores, loadgen, threads, reason)
+    return ThreadPlan(cores, loadgen, threads, max(1, share // threads), reason)

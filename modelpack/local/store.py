@@ -7,7 +7,7 @@ can ship ``file:///./.modelpack/store/demo`` and work from any clone without wri
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -45,8 +45,10 @@ def resolve_store(store: ModelStore, cwd: Path) -> LocalStore:
 
 
 def missing_models(directory: Path, names: Sequence[str]) -> list[str]:
-    """Models with no folder in the store yet (a folder is a model, as the server sees it)."""
-    return [n for n in names if not (directory / n).is_dir()]
+    """Models the server could not load from the store: asked of the server's own store code, not guessed."""
+    if not directory.is_dir():
+        return list(names)
+    from model_server.store import LocalStore as ServerStore  # imports torch: only when a file:// pack runs
 
-
-ProgressCallback = Callable[[int, int], None]
+    store = ServerStore(directory)
+    return [n for n in names if store.problem(n) is not None]

@@ -1,0 +1,105 @@
+"""`modelpack run` refuses bad input with exit code 2 and a message naming the problem (no traceback)."""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+
+import pytest
+
+from modelpack.cli.main import main
+from tests.local.yamls import loadtest_doc, pack_doc, write
+
+
+def run_cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str]:
+    code = main(["run", *args])
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    return code, err
+
+
+def test_missing_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, err = run_cli(capsys, "-f", str(tmp_path / "nope.yaml"))
+    assert code == 2
+    assert f"modelpack run: error: {tmp_path / 'nope.yaml'}: no such file" in err
+
+
+def test_invalid_yaml(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("kind: [unclosed\n")
+    code, err = run_cli(capsys, "-f", str(bad))
+    assert code == 2
+    assert f"{bad}: not valid YAML" in err
+
+
+def test_invalid_field_uses_the_api_servers_message(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    doc = loadtest_doc("t", "p")
+    doc["spec"]["load"]["rate"] = -5
+    f = write(tmp_path / "t.yaml", doc)
+    code, err = run_cli(capsys, "-f", str(f))
+    assert code == 2
+    assert "LoadTest 't' is invalid" in err
+    assert "spec.load.rate: Input should be greater than 0" in err
+
+
+def test_target_pack_not_in_files(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    f = write(tmp_path / "t.yaml", loadtest_doc("t", "missing-pack"))
+    code, err = run_cli(capsys, "-f", str(f))
+    assert code == 2
+    assert "spec.target.modelPack 'missing-pack' is not in the files given" in err
+    assert "--endpoint" in err
+
+
+def test_pvc_store_is_refused_before_anything_starts(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    f = write(tmp_path / "all.yaml", pack_doc("p", "pvc://claim/models", ["a"]), loadtest_doc("t", "p"))
+    code, err = run_cli(capsys, "-f", str(f), "--out", str(tmp_path / "out"))
+    assert code == 2
+    assert "spec.store.uri: 'pvc://claim/models' is a PersistentVolumeClaim" in err
+
+
+def test_endpoint_with_nothing_listening(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    f = write(tmp_path / "t.yaml", loadtest_doc("t", "p"))
+    code, err = run_cli(capsys, "-f", str(f), "--endpoint", f"http://127.0.0.1:{port}", "--out", str(tmp_path / "o"))
+    assert code == 2
+    assert f"--endpoint http://127.0.0.1:{port}: cannot connect" in err
+
+
+def test_endpoint_that_is_not_a_url(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    f = write(tmp_path / "t.yaml", loadtest_doc("t", "p"))
+    code, err = run_cli(capsys, "-f", str(f), "--endpoint", "127.0.0.1:8080", "--out", str(tmp_path / "o"))
+    assert code == 2
+    assert "--endpoint '127.0.0.1:8080': expected an http:// or https:// URL" in err
+
+
+@pytest.mark.parametrize(
+    ("flag", "value", "message"),
+    [
+        ("--threads", "0", "argument --threads: must be at least 1, got 0"),
+        ("--threads", "two", "argument --threads: expected a whole number, got 'two'"),
+        ("--price-per-hour", "-1", "argument --price-per-hour: must be greater than 0, got -1"),
+        ("--ready-timeout", "soon", "argument --ready-timeout: expected a number, got 'soon'"),
+    ],
+)
+def test_bad_flags(flag: str, value: str, message: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(["run", "-f", "x.yaml", flag, value])
+    assert exc.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_no_file_flag(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(["run"])
+    assert exc.value.code == 2
+    assert "the following arguments are required: -f/--filename" in capsys.readouterr().err
+
+
+def test_help_documents_exit_codes(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["run", "--help"])
+    out = capsys.readouterr().out
+    assert "1    the SLO was missed" in out
+    assert "file:///./rel/path is relative to the current" in out
