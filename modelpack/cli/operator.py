@@ -1,0 +1,72 @@
+"""`modelpack operator`: run the Kubernetes operator (kopf) in this process, in-cluster or with a kubeconfig."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import re
+
+from modelpack.cli.errors import CliError
+
+NAMESPACE_PATTERN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+
+
+def register(parser: argparse.ArgumentParser) -> None:
+    scope = parser.add_mutually_exclusive_group()
+    scope.add_argument(
+        "--namespace",
+        "-n",
+        action="append",
+        default=[],
+        metavar="NS",
+        help="watch only this namespace (repeatable); the Helm chart's rbac.scope=namespace sets it",
+    )
+    scope.add_argument("--all-namespaces", "-A", action="store_true", help="watch every namespace (the default)")
+    parser.add_argument("--kubeconfig", help="kubeconfig file when not running in a pod (default: $KUBECONFIG)")
+    parser.add_argument(
+        "--liveness",
+        default="http://0.0.0.0:8081/healthz",
+        metavar="URL",
+        help="where kopf serves its liveness probe (default: %(default)s); 'off' disables it",
+    )
+    parser.add_argument("--verbose", "-v", action="store_true", help="debug logging")
+
+
+def run(args: argparse.Namespace) -> int:
+    for ns in args.namespace:
+        if not NAMESPACE_PATTERN.match(ns) or len(ns) > 63:
+            raise CliError(f"--namespace {ns!r}: not a valid namespace name (lowercase letters, digits and '-')")
+    if args.liveness != "off" and not args.liveness.startswith("http://"):
+        raise CliError(f"--liveness {args.liveness!r}: expected http://HOST:PORT/PATH or 'off'")
+
+    import kopf
+
+    from modelpack_operator import handlers
+    from modelpack_operator.kube import Kube, load_api_client
+    from modelpack_operator.runtime import Runtime
+    from modelpack_operator.settings import OperatorSettings, SettingsError
+
+    try:
+        settings = OperatorSettings.from_env()
+    except SettingsError as err:
+        raise CliError(str(err)) from None
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        api_client = load_api_client(args.kubeconfig)
+    except Exception as err:  # kubernetes.config raises several types for a missing or broken kubeconfig
+        raise CliError(f"cannot load Kubernetes credentials: {err}") from None
+    if args.kubeconfig:
+        import os
+
+        os.environ["KUBECONFIG"] = args.kubeconfig  # kopf reads credentials on its own
+    handlers.install(Runtime(Kube(api_client), settings, args.namespace))
+    kopf.run(
+        standalone=True,
+        clusterwide=not args.namespace,
+        namespaces=args.namespace,
+        liveness_endpoint=None if args.liveness == "off" else args.liveness,
+    )
+    return 0

@@ -1,0 +1,127 @@
+"""The Indexed Job that runs a LoadTest's workers: ``workers`` pods, each sending its share of the load.
+
+Every pod gets the spec as JSON, the common start time, and the pack's route table mounted from its
+ConfigMap; ``JOB_COMPLETION_INDEX`` tells a worker which share is its own. The Job is owned by the
+LoadTest, so deleting the LoadTest stops the workers.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from datetime import UTC, datetime
+from typing import Any
+
+from modelpack.api.base import parse_duration
+from modelpack.api.loadtest import LoadTest, LoadTestSpec
+from modelpack_operator import labels as L
+from modelpack_operator import workerenv as E
+from modelpack_operator.builders.meta import object_meta, owner_reference, with_hash
+from modelpack_operator.builders.names import child_name
+from modelpack_operator.builders.routes import ROUTES_KEY
+from modelpack_operator.settings import WorkerSettings
+
+DEADLINE_SLACK_SECONDS = 300
+CONTAINER = "worker"
+INDEX_ANNOTATION = "batch.kubernetes.io/job-completion-index"
+
+
+def job_name(loadtest: str) -> str:
+    return child_name(loadtest, "load")
+
+
+def result_name(loadtest: str, index: int) -> str:
+    """The ConfigMap worker ``index`` writes its outcome to."""
+    return f"{loadtest}-result-{index}"
+
+
+def planned_seconds(spec: LoadTestSpec) -> float:
+    """How long the load runs, warm-up included; a sweep counts every step up to its max rate."""
+    load = spec.load
+    warmup = parse_duration(load.warmup)
+    if load.mode == "sweep" and load.sweep is not None:
+        sweep = load.sweep
+        steps = max(1, math.floor((sweep.max_rate - sweep.start_rate) / sweep.step_rate) + 1)
+        return warmup + steps * parse_duration(sweep.step_duration)
+    if load.stages:
+        return warmup + sum(parse_duration(s.duration) for s in load.stages)
+    return warmup + parse_duration(load.duration)
+
+
+def rfc3339(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def worker_env(loadtest: LoadTest, start_at: float) -> list[dict[str, Any]]:
+    """The env of every worker; index and namespace come from the pod itself (downward API)."""
+    spec_json = json.dumps(loadtest.spec.to_dict(), separators=(",", ":"), sort_keys=True)
+    return [
+        {"name": E.LOADTEST, "value": loadtest.metadata.name},
+        {"name": E.LOADTEST_UID, "value": loadtest.metadata.uid or ""},
+        {"name": E.NAMESPACE, "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
+        {
+            "name": E.INDEX,
+            "valueFrom": {"fieldRef": {"fieldPath": f"metadata.annotations['{INDEX_ANNOTATION}']"}},
+        },
+        {"name": E.WORKERS, "value": str(loadtest.spec.workers)},
+        {"name": E.START_AT, "value": rfc3339(start_at)},
+        {"name": E.SPEC, "value": spec_json},
+        {"name": E.ROUTES_FILE, "value": f"{E.ROUTES_DIR}/{ROUTES_KEY}"},
+    ]
+
+
+def loadtest_job(loadtest: LoadTest, route_table: str, start_at: float, settings: WorkerSettings) -> dict[str, Any]:
+    """The Job; ``route_table`` is the pack's route-table ConfigMap name, ``start_at`` the common start (Unix time)."""
+    name = loadtest.metadata.name
+    namespace = loadtest.metadata.namespace or "default"
+    workers = loadtest.spec.workers
+    labels = {L.LOADTEST: name, L.COMPONENT: L.WORKER_COMPONENT, L.INSTANCE: name, L.NAME: "modelpack-worker"}
+    deadline = math.ceil(planned_seconds(loadtest.spec) + settings.start_delay_seconds + DEADLINE_SLACK_SECONDS)
+    container = {
+        "name": CONTAINER,
+        "image": settings.image,
+        "args": ["worker"],
+        "env": worker_env(loadtest, start_at),
+        "resources": {
+            "requests": {"cpu": settings.cpu, "memory": settings.memory},
+            "limits": {"memory": settings.memory},
+        },
+        "securityContext": {
+            "allowPrivilegeEscalation": False,
+            "readOnlyRootFilesystem": True,
+            "runAsNonRoot": True,
+            "capabilities": {"drop": ["ALL"]},
+        },
+        "volumeMounts": [
+            {"name": "routes", "mountPath": E.ROUTES_DIR, "readOnly": True},
+            {"name": "tmp", "mountPath": "/tmp"},
+        ],
+    }
+    pod_spec: dict[str, Any] = {
+        "restartPolicy": "Never",
+        "serviceAccountName": settings.service_account,
+        "securityContext": {"runAsNonRoot": True, "runAsUser": 10001, "seccompProfile": {"type": "RuntimeDefault"}},
+        "containers": [container],
+        "volumes": [
+            {"name": "routes", "configMap": {"name": route_table, "items": [{"key": ROUTES_KEY, "path": ROUTES_KEY}]}},
+            {"name": "tmp", "emptyDir": {"sizeLimit": "256Mi"}},
+        ],
+    }
+    if settings.node_selector:
+        pod_spec["nodeSelector"] = dict(settings.node_selector)
+    owner = owner_reference("LoadTest", name, loadtest.metadata.uid or "")
+    obj = {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": object_meta(job_name(name), namespace, labels, owner),
+        "spec": {
+            "completionMode": "Indexed",
+            "completions": workers,
+            "parallelism": workers,
+            "backoffLimit": settings.backoff_limit,
+            "activeDeadlineSeconds": deadline,
+            "ttlSecondsAfterFinished": loadtest.spec.ttl_seconds_after_finished,
+            "template": {"metadata": {"labels": labels}, "spec": pod_spec},
+        },
+    }
+    return with_hash(obj)

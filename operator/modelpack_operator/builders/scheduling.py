@@ -1,0 +1,62 @@
+"""Where server pods may run, per compute type; the user's own scheduling fields are applied last.
+
+The node labels and accelerator resource names come from ``modelpack.pools`` (the node groups the test
+cluster registers as fake nodes), so a pack's selectors and the nodes cannot drift apart.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from modelpack.api.modelpack import Compute
+from modelpack.pools import ARCH_LABEL, GPU_RESOURCE, INSTANCE_TYPE_LABEL, NEURON_RESOURCE
+from modelpack_operator.settings import ServerSettings
+
+ARCH_OF: dict[str, str] = {"graviton": "arm64", "x86": "amd64", "inferentia": "amd64", "gpu": "amd64"}
+ACCELERATOR_OF: dict[str, str] = {"inferentia": NEURON_RESOURCE, "gpu": GPU_RESOURCE}
+
+
+def node_selector(compute: Compute) -> dict[str, str]:
+    """The architecture the image variant is built for, then the user's extra labels."""
+    return {ARCH_LABEL: ARCH_OF[compute.type], **(compute.node_selector or {})}
+
+
+def tolerations(compute: Compute) -> list[dict[str, Any]]:
+    """Accelerator node groups are tainted for their resource (as EKS does); tolerate that taint."""
+    out: list[dict[str, Any]] = []
+    accelerator = ACCELERATOR_OF.get(compute.type)
+    if accelerator:
+        out.append({"key": accelerator, "operator": "Exists", "effect": "NoSchedule"})
+    for t in compute.tolerations or []:
+        out.append(t.to_dict())
+    return out
+
+
+def affinity(compute: Compute) -> dict[str, Any] | None:
+    """Restrict to the listed instance types; ``None`` when any instance of the architecture will do."""
+    if not compute.instance_types:
+        return None
+    expression = {"key": INSTANCE_TYPE_LABEL, "operator": "In", "values": list(compute.instance_types)}
+    term = {"matchExpressions": [expression]}
+    return {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [term]}}}
+
+
+def accelerator_resources(compute: Compute) -> dict[str, str]:
+    """Extended resources a server requests (and limits: the device plugin needs both equal)."""
+    accelerator = ACCELERATOR_OF.get(compute.type)
+    return {accelerator: str(compute.accelerators_per_server)} if accelerator else {}
+
+
+def server_image(image: str, compute: Compute, settings: ServerSettings) -> str:
+    """The image variant for the compute type: Neuron and CUDA builds carry a tag suffix.
+
+    Multi-arch manifests cover graviton and x86 with one tag. An image whose tag already ends with the
+    suffix (or a digest reference) is used as given.
+    """
+    suffix = {"inferentia": settings.neuron_image_suffix, "gpu": settings.gpu_image_suffix}.get(compute.type, "")
+    if not suffix or "@" in image:
+        return image
+    name, sep, tag = image.rpartition(":")
+    if not sep or "/" in tag:
+        return f"{image}:latest{suffix}"
+    return image if tag.endswith(suffix) else f"{name}:{tag}{suffix}"

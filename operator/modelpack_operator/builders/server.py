@@ -1,0 +1,220 @@
+"""One server of a pack: a Deployment running ``modelpack serve`` over its models, and the Service in front.
+
+Readiness is ``/v2/health/ready``: the server answers 200 only once its models are loadable, so an
+available Deployment means its models are servable and the operator can count them ready without a
+per-model API call.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from modelpack.api.base import parse_quantity
+from modelpack.api.modelpack import ModelPack
+from modelpack.placement import Server, server_name
+from modelpack_operator import labels as L
+from modelpack_operator.builders import scheduling
+from modelpack_operator.builders.merge import deep_merge
+from modelpack_operator.builders.meta import object_meta, owner_reference, with_hash
+from modelpack_operator.builders.store import store_access
+from modelpack_operator.settings import ServerSettings
+
+CACHE_DIR = "/var/cache/modelpack"
+CONTAINER = "server"
+PORT_NAME = "http"
+
+
+def server_labels(pack: str, index: int) -> dict[str, str]:
+    """The selector labels of one server's pods (stable: a Deployment selector is immutable)."""
+    return {L.PACK: pack, L.SERVER: str(index)}
+
+
+def _mebibytes(quantity: str) -> int:
+    return -(-parse_quantity(quantity) // 2**20)
+
+
+def server_args(pack: ModelPack, server: Server, store_uri: str) -> list[str]:
+    """The ``modelpack serve`` command line of one server; the model list is its share of the placement."""
+    spec = pack.spec.server
+    args = [
+        "serve",
+        "--host",
+        "0.0.0.0",
+        "--port",
+        str(spec.port),
+        "--store",
+        store_uri,
+        "--models",
+        ",".join(server.models),
+        "--threads",
+        str(spec.worker_threads),
+        "--memory-budget",
+        spec.memory_budget,
+        "--max-batch-size",
+        str(spec.batching.max_batch_size),
+        "--max-queue-delay-ms",
+        f"{spec.batching.max_queue_delay_ms:g}",
+        "--max-queue-size",
+        str(spec.batching.max_queue_size),
+    ]
+    if spec.preload:
+        args.append("--preload")
+    return args
+
+
+def server_resources(pack: ModelPack, settings: ServerSettings) -> dict[str, Any]:
+    """CPU = torch threads, memory = model budget + runtime overhead; accelerators requested and limited.
+
+    Memory is limited to the request: a server past its budget is a bug to surface as OOMKilled, not to
+    let grow into its neighbours' memory. CPU is not limited (throttling only adds latency).
+    """
+    spec = pack.spec.server
+    memory = f"{_mebibytes(spec.memory_budget) + _mebibytes(settings.memory_overhead)}Mi"
+    accelerators = scheduling.accelerator_resources(pack.spec.compute)
+    requests = {"cpu": str(spec.worker_threads), "memory": memory, **accelerators}
+    limits = {"memory": memory, **accelerators}
+    override = pack.spec.compute.resources
+    if override is not None:
+        requests.update(override.requests or {})
+        limits.update(override.limits or {})
+    return {"requests": requests, "limits": limits}
+
+
+def _probe(path: str, period: int, failures: int) -> dict[str, Any]:
+    return {
+        "httpGet": {"path": path, "port": PORT_NAME},
+        "periodSeconds": period,
+        "failureThreshold": failures,
+        "timeoutSeconds": 2,
+    }
+
+
+def _container(pack: ModelPack, server: Server, settings: ServerSettings) -> dict[str, Any]:
+    spec = pack.spec.server
+    access = store_access(pack.spec.store)
+    env = [
+        {"name": "MODELPACK_CACHE_DIR", "value": CACHE_DIR},
+        {"name": "HOME", "value": "/tmp"},
+        {"name": "OMP_NUM_THREADS", "value": str(spec.worker_threads)},
+        *access.env,
+    ]
+    return {
+        "name": CONTAINER,
+        "image": scheduling.server_image(spec.image, pack.spec.compute, settings),
+        "args": server_args(pack, server, access.uri),
+        "ports": [{"name": PORT_NAME, "containerPort": spec.port, "protocol": "TCP"}],
+        "env": env,
+        "resources": server_resources(pack, settings),
+        "startupProbe": _probe("/v2/health/live", 5, max(1, settings.startup_seconds // 5)),
+        "livenessProbe": _probe("/v2/health/live", 10, 3),
+        "readinessProbe": _probe("/v2/health/ready", 5, 2),
+        "securityContext": {
+            "allowPrivilegeEscalation": False,
+            "readOnlyRootFilesystem": True,
+            "runAsNonRoot": True,
+            "capabilities": {"drop": ["ALL"]},
+        },
+        "volumeMounts": [
+            {"name": "tmp", "mountPath": "/tmp"},
+            {"name": "model-cache", "mountPath": CACHE_DIR},
+            *access.mounts,
+        ],
+    }
+
+
+def _pod_spec(pack: ModelPack, server: Server, settings: ServerSettings) -> dict[str, Any]:
+    compute = pack.spec.compute
+    access = store_access(pack.spec.store)
+    pod: dict[str, Any] = {
+        "automountServiceAccountToken": False,
+        "enableServiceLinks": False,
+        "securityContext": {
+            "runAsNonRoot": True,
+            "runAsUser": settings.run_as_user,
+            "runAsGroup": settings.run_as_user,
+            "fsGroup": settings.run_as_user,
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
+        "nodeSelector": scheduling.node_selector(compute),
+        "containers": [_container(pack, server, settings)],
+        "volumes": [
+            {"name": "tmp", "emptyDir": {"sizeLimit": settings.tmp_size}},
+            {"name": "model-cache", "emptyDir": {"sizeLimit": settings.cache_size}},
+            *access.volumes,
+        ],
+        "terminationGracePeriodSeconds": 30,
+    }
+    tolerations = scheduling.tolerations(compute)
+    if tolerations:
+        pod["tolerations"] = tolerations
+    affinity = scheduling.affinity(compute)
+    if affinity:
+        pod["affinity"] = affinity
+    if settings.service_account:
+        pod["serviceAccountName"] = settings.service_account
+    return pod
+
+
+def server_deployment(pack: ModelPack, server: Server, settings: ServerSettings) -> dict[str, Any]:
+    """The Deployment of server ``server.index``; ``compute.podTemplate`` is merged over the pod template last."""
+    name = pack.metadata.name
+    namespace = pack.metadata.namespace or "default"
+    selector = server_labels(name, server.index)
+    labels = {**selector, L.COMPONENT: L.SERVER_COMPONENT, L.INSTANCE: name, L.NAME: "modelpack-server"}
+    template: dict[str, Any] = {
+        "metadata": {
+            "labels": labels,
+            "annotations": {
+                "prometheus.io/scrape": "true",
+                "prometheus.io/port": str(pack.spec.server.port),
+                "prometheus.io/path": "/metrics",
+            },
+        },
+        "spec": _pod_spec(pack, server, settings),
+    }
+    if pack.spec.compute.pod_template:
+        template = deep_merge(template, pack.spec.compute.pod_template)
+    owner = owner_reference("ModelPack", name, pack.metadata.uid or "")
+    obj = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": object_meta(server_name(name, server.index), namespace, labels, owner),
+        "spec": {
+            "replicas": pack.spec.replicas,
+            "selector": {"matchLabels": selector},
+            "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}},
+            "progressDeadlineSeconds": max(600, settings.startup_seconds + 60),
+            "template": template,
+        },
+    }
+    return with_hash(obj)
+
+
+def service_host(pack: ModelPack, index: int, settings: ServerSettings) -> str:
+    namespace = pack.metadata.namespace or "default"
+    return f"{server_name(pack.metadata.name, index)}.{namespace}.svc.{settings.cluster_domain}"
+
+
+def service_url(pack: ModelPack, index: int, settings: ServerSettings) -> str:
+    """What the route table maps a model to: the server's Service, by its cluster DNS name."""
+    return f"http://{service_host(pack, index, settings)}:{pack.spec.server.port}"
+
+
+def server_service(pack: ModelPack, server: Server, settings: ServerSettings) -> dict[str, Any]:
+    """A ClusterIP Service in front of one server's pods; clients pick the server from the route table."""
+    name = pack.metadata.name
+    namespace = pack.metadata.namespace or "default"
+    selector = server_labels(name, server.index)
+    labels = {**selector, L.COMPONENT: L.SERVER_COMPONENT, L.INSTANCE: name, L.NAME: "modelpack-server"}
+    owner = owner_reference("ModelPack", name, pack.metadata.uid or "")
+    obj = {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": object_meta(server_name(name, server.index), namespace, labels, owner),
+        "spec": {
+            "type": "ClusterIP",
+            "selector": selector,
+            "ports": [{"name": PORT_NAME, "port": pack.spec.server.port, "targetPort": PORT_NAME, "protocol": "TCP"}],
+        },
+    }
+    return with_hash(obj)

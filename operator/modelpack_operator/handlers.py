@@ -1,0 +1,104 @@
+"""The kopf wiring, kept thin: every watch event names an object to reconcile; the reconcile does the rest.
+
+Only ``on.event`` handlers are used, never kopf's create/update/timer handlers: those keep state in
+annotations and add finalizers, and a finalizer would block deleting a pack whenever the operator is
+down. Triggers:
+
+- ModelPack events -> reconcile the pack, then the LoadTests waiting for it;
+- events on the pack's Deployments (deleted or edited by hand, or availability changing) -> the pack;
+- LoadTest events, its Job's events and its workers' result ConfigMaps -> the LoadTest;
+- a resync loop every ``MODELPACK_RECONCILE_RESYNC_SECONDS`` -> everything (drift, retries after errors).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Any
+
+import kopf
+
+from modelpack.api.common import GROUP, VERSION
+from modelpack_operator import labels as L
+from modelpack_operator.runtime import Runtime
+
+log = logging.getLogger(__name__)
+_runtime: Runtime | None = None
+_resync_task: asyncio.Task[None] | None = None
+
+
+def install(runtime: Runtime) -> None:
+    """Give the handlers their runtime; ``modelpack operator`` calls this before ``kopf.run``."""
+    global _runtime
+    _runtime = runtime
+
+
+def _rt() -> Runtime:
+    if _runtime is None:
+        raise kopf.PermanentError("the operator runtime is not installed: start with `modelpack operator`")
+    return _runtime
+
+
+@kopf.on.startup()
+async def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
+    global _resync_task
+    runtime = _rt()
+    settings.peering.standalone = True
+    settings.posting.level = logging.WARNING
+    settings.execution.max_workers = runtime.settings.reconcile.workers
+    settings.watching.server_timeout = 300
+    _resync_task = asyncio.create_task(_resync_forever(runtime))
+
+
+@kopf.on.cleanup()
+async def stop(**_: Any) -> None:
+    if _resync_task is not None:
+        _resync_task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await _resync_task
+
+
+async def _resync_forever(runtime: Runtime) -> None:
+    loop = asyncio.get_running_loop()
+    while True:
+        await asyncio.sleep(runtime.settings.reconcile.resync_seconds)
+        try:
+            await loop.run_in_executor(None, runtime.resync)
+        except Exception:  # a resync must never end the loop
+            log.exception("resync failed")
+
+
+def _gone(event: dict[str, Any]) -> bool:
+    return event.get("type") == "DELETED"
+
+
+@kopf.on.event(GROUP, VERSION, "modelpacks")
+def modelpack_event(event: dict[str, Any], namespace: str, name: str, **_: Any) -> None:
+    if _gone(event):
+        return
+    runtime = _rt()
+    runtime.pack(namespace, name)
+    runtime.loadtests_of_pack(namespace, name)
+
+
+@kopf.on.event("apps", "v1", "deployments", labels={L.MANAGED_BY: L.MANAGED_BY_VALUE, L.PACK: kopf.PRESENT})
+def server_event(labels: dict[str, str], namespace: str, **_: Any) -> None:
+    _rt().pack(namespace, labels[L.PACK])
+
+
+@kopf.on.event(GROUP, VERSION, "loadtests")
+def loadtest_event(event: dict[str, Any], namespace: str, name: str, **_: Any) -> None:
+    if not _gone(event):
+        _rt().loadtest(namespace, name)
+
+
+@kopf.on.event("batch", "v1", "jobs", labels={L.MANAGED_BY: L.MANAGED_BY_VALUE, L.LOADTEST: kopf.PRESENT})
+def job_event(labels: dict[str, str], namespace: str, **_: Any) -> None:
+    _rt().loadtest(namespace, labels[L.LOADTEST])
+
+
+@kopf.on.event("", "v1", "configmaps", labels={L.COMPONENT: L.RESULT_COMPONENT, L.LOADTEST: kopf.PRESENT})
+def result_event(event: dict[str, Any], labels: dict[str, str], namespace: str, **_: Any) -> None:
+    if not _gone(event):
+        _rt().loadtest(namespace, labels[L.LOADTEST])

@@ -1,0 +1,35 @@
+"""Label and annotation keys the operator writes and selects on: one place, so selectors and builders agree."""
+
+from __future__ import annotations
+
+FIELD_MANAGER = "modelpack-operator"
+MANAGED_BY = "app.kubernetes.io/managed-by"
+MANAGED_BY_VALUE = "modelpack-operator"
+COMPONENT = "app.kubernetes.io/component"
+INSTANCE = "app.kubernetes.io/instance"
+NAME = "app.kubernetes.io/name"
+PART_OF = "app.kubernetes.io/part-of"
+
+PACK = "modelpack.dev/pack"
+SERVER = "modelpack.dev/server"
+LOADTEST = "modelpack.dev/loadtest"
+WORKER_INDEX = "modelpack.dev/worker-index"
+ROLE = "modelpack.dev/role"
+
+DESIRED_HASH = "modelpack.dev/desired-hash"
+"""Hash of what the operator last applied; a changed hash means the desired object changed (fields removed too)."""
+
+SERVER_COMPONENT = "model-server"
+ROUTES_COMPONENT = "route-table"
+WORKER_COMPONENT = "loadtest-worker"
+RESULT_COMPONENT = "loadtest-result"
+
+
+def pack_selector(pack: str) -> str:
+    """Label selector of every object the operator made for one pack."""
+    return f"{PACK}={pack},{MANAGED_BY}={MANAGED_BY_VALUE}"
+
+
+def loadtest_selector(loadtest: str) -> str:
+    """Label selector of a LoadTest's Job and result ConfigMaps."""
+    return f"{LOADTEST}={loadtest}"

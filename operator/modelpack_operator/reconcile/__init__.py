@@ -1,0 +1,1 @@
+"""Reconcile stages: read the live state, apply the desired objects, compute and write status."""

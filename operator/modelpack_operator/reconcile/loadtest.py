@@ -1,0 +1,262 @@
+"""Reconcile one LoadTest: wait for its ModelPack, start the worker Job once, merge the workers' results.
+
+The Job is created exactly once (``create``, not apply: its start time is part of it); the run is
+judged by what the workers reported through their result ConfigMaps, with the Job's own status only
+explaining failures (a worker that crashed, ran past its deadline, or exited without reporting).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from pydantic import ValidationError
+
+from modelpack.api.loading import format_validation_error
+from modelpack.api.loadtest import LoadTest
+from modelpack.loadgen.outcome import merge_outcomes
+from modelpack.loadgen.slo import evaluate_slo
+from modelpack_operator import events
+from modelpack_operator import labels as L
+from modelpack_operator.builders.loadtest_job import job_name, loadtest_job, result_name, rfc3339
+from modelpack_operator.builders.rbac import worker_rbac
+from modelpack_operator.builders.routes import route_table_name
+from modelpack_operator.kube import Kube
+from modelpack_operator.reconcile.apply import needs_apply
+from modelpack_operator.reconcile.cost import loadtest_cost
+from modelpack_operator.results import WorkerResult, read_result
+from modelpack_operator.settings import OperatorSettings
+from modelpack_operator.status import Cond, find, is_true, merge_conditions, now_rfc3339
+
+log = logging.getLogger(__name__)
+API_VERSION = "modelpack.dev/v1alpha1"
+TERMINAL_PHASES = ("Succeeded", "Failed")
+HISTOGRAMS_IN_STATUS_MAX = 64 * 1024
+
+
+def parse_loadtest(body: dict[str, Any]) -> LoadTest:
+    try:
+        return LoadTest.model_validate({k: body[k] for k in ("apiVersion", "kind", "metadata", "spec") if k in body})
+    except ValidationError as err:
+        raise ValueError(format_validation_error(err)) from None
+
+
+def _job_condition(job: dict[str, Any] | None, type_: str) -> dict[str, Any] | None:
+    cond = find(((job or {}).get("status") or {}).get("conditions"), type_)
+    return cond if cond is not None and cond.get("status") == "True" else None
+
+
+class _Step:
+    """The status being built by one reconcile, plus the event (if any) the transition deserves."""
+
+    def __init__(self, body: dict[str, Any]) -> None:
+        self.body = body
+        self.previous: dict[str, Any] = body.get("status") or {}
+        self.status: dict[str, Any] = {
+            k: v for k, v in self.previous.items() if k in ("startTime", "workersSucceeded", "workersFailed")
+        }
+        self.event: tuple[events.EventType, str, str] | None = None
+
+    def set(self, phase: str, reason: str, message: str, complete: bool = False, **fields: Any) -> None:
+        self.status.update({"phase": phase, **fields})
+        self.conditions = [Cond("Complete", complete, reason, message)]
+        if reason != self._previous_reason():
+            kind: events.EventType = "Warning" if phase == "Failed" or reason == "ModelPackNotFound" else "Normal"
+            self.event = (kind, reason, message)
+
+    def _previous_reason(self) -> str | None:
+        cond = find(self.previous.get("conditions"), "Complete")
+        return cond.get("reason") if cond else None
+
+
+def reconcile_loadtest(kube: Kube, body: dict[str, Any], settings: OperatorSettings) -> dict[str, Any]:
+    """One step of the LoadTest's life; returns the status written."""
+    step = _Step(body)
+    if step.previous.get("phase") in TERMINAL_PHASES:
+        return step.previous
+    step.conditions = []
+    try:
+        lt = parse_loadtest(body)
+    except ValueError as err:
+        step.set("Failed", "InvalidSpec", str(err))
+        return _write(kube, step)
+    _advance(kube, lt, step, settings)
+    return _write(kube, step)
+
+
+def _advance(kube: Kube, lt: LoadTest, step: _Step, settings: OperatorSettings) -> None:
+    name, namespace = lt.metadata.name, lt.metadata.namespace or "default"
+    pack_name = lt.spec.target.model_pack
+    job = kube.get("batch/v1", "Job", namespace, job_name(name))
+    started = "startTime" in step.status
+    if job is None and not started:
+        pack = kube.get(API_VERSION, "ModelPack", namespace, pack_name)
+        if pack is None:
+            step.set(
+                "Pending",
+                "ModelPackNotFound",
+                f"ModelPack {pack_name!r} (spec.target.modelPack) not found in namespace {namespace}; "
+                "the test starts once it exists and is Ready",
+            )
+            return
+        pack_status = pack.get("status") or {}
+        if not is_true(pack_status.get("conditions"), "Ready"):
+            ready = find(pack_status.get("conditions"), "Ready") or {}
+            why = ready.get("message") or "not reconciled yet"
+            step.set(
+                "Pending",
+                "WaitingForModelPack",
+                f"waiting for ModelPack {pack_name} to be Ready (phase {pack_status.get('phase', 'unknown')}: {why})",
+            )
+            return
+        _start(kube, lt, step, settings)
+        return
+    _judge(kube, lt, step, job, settings)
+
+
+def _start(kube: Kube, lt: LoadTest, step: _Step, settings: OperatorSettings) -> None:
+    namespace = lt.metadata.namespace or "default"
+    if settings.worker.manage_rbac:
+        for obj in worker_rbac(namespace, settings.worker.service_account):
+            live = kube.get(obj["apiVersion"], obj["kind"], namespace, obj["metadata"]["name"])
+            if needs_apply(obj, live):
+                kube.apply(obj)
+    start_at = time.time() + settings.worker.start_delay_seconds
+    job = loadtest_job(lt, route_table_name(lt.spec.target.model_pack), start_at, settings.worker)
+    created = kube.create(job)
+    if created is None:  # created by an earlier run that died before writing status: keep its start time
+        existing = kube.get("batch/v1", "Job", namespace, job["metadata"]["name"]) or job
+        start = _env_value(existing, "MODELPACK_START_AT") or rfc3339(start_at)
+    else:
+        start = rfc3339(start_at)
+    workers = lt.spec.workers
+    step.set(
+        "Running",
+        "Running",
+        f"{workers} workers of Job {job['metadata']['name']} start sending at {start}",
+        startTime=start,
+        workersSucceeded=0,
+        workersFailed=0,
+    )
+
+
+def _env_value(job: dict[str, Any], name: str) -> str | None:
+    for container in job["spec"]["template"]["spec"]["containers"]:
+        for env in container.get("env") or []:
+            if env.get("name") == name:
+                return str(env.get("value"))
+    return None
+
+
+def _judge(kube: Kube, lt: LoadTest, step: _Step, job: dict[str, Any] | None, settings: OperatorSettings) -> None:
+    name, namespace = lt.metadata.name, lt.metadata.namespace or "default"
+    workers = lt.spec.workers
+    items = kube.list("v1", "ConfigMap", namespace, f"{L.loadtest_selector(name)},{L.COMPONENT}={L.RESULT_COMPONENT}")
+    reports: dict[int, WorkerResult] = {}
+    for item in items:
+        result = read_result(item)
+        if 0 <= result.index < workers:
+            reports[result.index] = result
+    ok = sorted(i for i, r in reports.items() if r.ok)
+    failed = sorted(i for i, r in reports.items() if not r.ok)
+    missing = [i for i in range(workers) if i not in reports]
+    step.status.update(workersSucceeded=len(ok), workersFailed=len(failed))
+    if failed:
+        first = reports[failed[0]]
+        more = f" ({len(failed)} workers failed)" if len(failed) > 1 else ""
+        step.set("Failed", "WorkerFailed", f"worker {failed[0]}: {first.error}{more}", completionTime=now_rfc3339())
+        return
+    if not missing:
+        _succeed(kube, lt, step, [reports[i] for i in ok], settings)
+        return
+    names = ", ".join(result_name(name, i) for i in missing[:5])
+    if job is None:
+        step.set(
+            "Failed",
+            "JobLost",
+            f"Job {job_name(name)} was deleted before every worker reported; missing: {names}",
+            completionTime=now_rfc3339(),
+        )
+    elif cond := _job_condition(job, "Failed"):
+        message = f"Job {job_name(name)} failed ({cond.get('reason')}: {cond.get('message', '')}); missing: {names}"
+        step.set("Failed", "WorkerFailed", message, completionTime=now_rfc3339())
+    elif _job_condition(job, "Complete"):
+        step.set(
+            "Failed",
+            "ResultsMissing",
+            f"Job {job_name(name)} completed but {len(missing)} workers wrote no result ConfigMap: {names}",
+            completionTime=now_rfc3339(),
+        )
+    else:
+        step.set("Running", "Running", f"{len(ok)}/{workers} workers reported; waiting for {names}")
+
+
+def _succeed(kube: Kube, lt: LoadTest, step: _Step, reports: list[WorkerResult], settings: OperatorSettings) -> None:
+    try:
+        outcome = merge_outcomes([r.outcome for r in reports if r.outcome is not None])
+    except ValueError as err:
+        step.set("Failed", "ResultsInconsistent", f"cannot merge worker results: {err}", completionTime=now_rfc3339())
+        return
+    results = outcome.results
+    verdict = evaluate_slo(lt.spec.slo, results)
+    results_dict = results.to_dict()
+    if (
+        len(results_dict.get("histogram", "")) + len(results_dict.get("serviceHistogram", ""))
+        > HISTOGRAMS_IN_STATUS_MAX
+    ):
+        results_dict.pop("histogram", None)
+        results_dict.pop("serviceHistogram", None)
+    fields: dict[str, Any] = {"results": results_dict, "completionTime": now_rfc3339()}
+    sweep = outcome.sweep
+    if sweep is not None:
+        fields["sweep"] = sweep.to_dict()
+    cost = loadtest_cost(kube, lt, results.throughput, settings)
+    if cost is not None:
+        fields["cost"] = cost.to_dict()
+    latency = results.latency_ms
+    summary = f"{results.throughput:.1f} successful req/s, {results.errors} errors of {results.requests}" + (
+        f", p50 {latency.p50:.1f} ms, p99 {latency.p99:.1f} ms" if latency else ""
+    )
+    if verdict is None:
+        fields["sloVerdict"] = "None"
+        step.set("Succeeded", "Succeeded", summary, complete=True, **fields)
+        step.conditions.append(Cond("SLOMet", None, "NoSLO", "spec.slo is not set"))
+    elif verdict.met:
+        fields.update(slo=verdict.to_dict(), sloVerdict="Met")
+        step.set("Succeeded", "Succeeded", summary, complete=True, **fields)
+        step.conditions.append(Cond("SLOMet", True, "SLOMet", "every bound of spec.slo held"))
+    else:
+        fields.update(slo=verdict.to_dict(), sloVerdict="Missed")
+        message = "; ".join(verdict.violations)
+        step.set("Failed", "SLOMissed", f"{summary}; SLO missed: {message}", complete=True, **fields)
+        step.conditions.append(Cond("SLOMet", False, "SLOMissed", message))
+
+
+def _write(kube: Kube, step: _Step) -> dict[str, Any]:
+    meta = step.body["metadata"]
+    status = dict(step.status)
+    phase = status.get("phase")
+    if phase in TERMINAL_PHASES and not any(c.type == "Complete" and c.status for c in step.conditions):
+        # A failed run is complete too: nothing more will happen to it.
+        step.conditions = [
+            Cond("Complete", True, c.reason, c.message) if c.type == "Complete" else c for c in step.conditions
+        ]
+    status["observedGeneration"] = meta.get("generation")
+    status["conditions"] = merge_conditions(step.previous.get("conditions"), step.conditions, meta.get("generation"))
+    status = {k: v for k, v in status.items() if v is not None}
+    if status != step.previous:
+        kube.apply(
+            {
+                "apiVersion": API_VERSION,
+                "kind": "LoadTest",
+                "metadata": {"name": meta["name"], "namespace": meta["namespace"]},
+                "status": status,
+            },
+            subresource="status",
+        )
+    if step.event is not None:
+        obj = {"apiVersion": API_VERSION, "kind": "LoadTest", "metadata": meta}
+        events.record(kube, obj, *step.event)
+    log.info("loadtest %s/%s: %s", meta["namespace"], meta["name"], phase)
+    return status

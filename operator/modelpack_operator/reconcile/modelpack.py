@@ -1,0 +1,166 @@
+"""Reconcile one ModelPack: place its models, make its servers and route table exist, report status.
+
+Level-triggered and idempotent: the function reads everything it needs from the API (the pack, the
+route table holding the previous placement, the pack's Deployments and Services), so it can run after
+any event, after a restart, or twice in a row; a second run that finds everything in place writes
+nothing. API calls per run: 3 reads (+1 for pvc:// stores), plus one write per changed object.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from pydantic import ValidationError
+
+from modelpack.api.loading import format_validation_error
+from modelpack.api.modelpack import ModelPack
+from modelpack.placement import Placement, place
+from modelpack_operator import events
+from modelpack_operator import labels as L
+from modelpack_operator.builders.routes import (
+    RouteTableTooLarge,
+    remembered_placement,
+    route_table,
+    route_table_name,
+    routes,
+)
+from modelpack_operator.builders.server import server_deployment, server_service
+from modelpack_operator.builders.store import parse_pvc
+from modelpack_operator.kube import Kube
+from modelpack_operator.reconcile.apply import SyncReport, sync
+from modelpack_operator.reconcile.pack_status import PackObservation, compute_status, deployment_health
+from modelpack_operator.settings import OperatorSettings
+
+log = logging.getLogger(__name__)
+API_VERSION = "modelpack.dev/v1alpha1"
+
+
+def parse_pack(body: dict[str, Any]) -> ModelPack:
+    """The API object as the typed model; raises ValueError naming the bad fields (CRD validation should prevent it)."""
+    try:
+        return ModelPack.model_validate({k: body[k] for k in ("apiVersion", "kind", "metadata", "spec") if k in body})
+    except ValidationError as err:
+        raise ValueError(format_validation_error(err)) from None
+
+
+def _store_problem(kube: Kube, pack: ModelPack, namespace: str) -> str | None:
+    if not pack.spec.store.uri.startswith("pvc://"):
+        return None
+    claim, _ = parse_pvc(pack.spec.store.uri)
+    if kube.get("v1", "PersistentVolumeClaim", namespace, claim) is None:
+        return f"PersistentVolumeClaim {claim!r} (spec.store.uri) does not exist in namespace {namespace}"
+    return None
+
+
+def _place(pack: ModelPack, routes_cm: dict[str, Any] | None) -> Placement:
+    remembered = remembered_placement(routes_cm)
+    return place(
+        pack.spec.models.expand(),
+        pack.spec.models_per_server,
+        previous=remembered.assignment,
+        previous_models_per_server=remembered.models_per_server,
+    )
+
+
+def reconcile_pack(kube: Kube, body: dict[str, Any], settings: OperatorSettings) -> dict[str, Any]:
+    """Bring one pack's objects to their desired state and write its status; returns the status."""
+    meta = body["metadata"]
+    name, namespace = meta["name"], meta["namespace"]
+    previous = body.get("status") or {}
+    report = SyncReport()
+    problem: tuple[str, str] | None = None
+    placement: Placement | None = None
+    store_problem: str | None = None
+    health = {}
+    table: dict[str, str] | None = None
+    replicas = 0
+    try:
+        pack = parse_pack(body)
+        replicas = pack.spec.replicas
+        routes_cm = kube.get("v1", "ConfigMap", namespace, route_table_name(name))
+        placement = _place(pack, routes_cm)
+        desired_routes = route_table(pack, placement, settings.server)
+    except (ValueError, RouteTableTooLarge) as err:
+        problem = ("InvalidSpec", str(err))
+    if problem is None and placement is not None:
+        store_problem = _store_problem(kube, pack, namespace)
+        # The route table (the placement's memory) goes first: a restart after this point re-derives the same servers.
+        sync(kube, [desired_routes], [routes_cm] if routes_cm else [], prune=False)
+        desired = []
+        for server in placement.servers:
+            desired.append(server_deployment(pack, server, settings.server))
+            desired.append(server_service(pack, server, settings.server))
+        live_deployments = kube.list("apps/v1", "Deployment", namespace, L.pack_selector(name))
+        live_services = kube.list("v1", "Service", namespace, L.pack_selector(name))
+        sync(kube, desired, live_deployments + live_services, report=report)
+        by_name = {d["metadata"]["name"]: d for d in live_deployments}
+        changed = {f"Deployment/{n}" for n in report.created + report.updated}
+        for server in placement.servers:
+            deployment_name = server.name(name)
+            live = None if f"Deployment/{deployment_name}" in changed else by_name.get(deployment_name)
+            health[server.index] = deployment_health(live, replicas)
+        all_routes = routes(pack, placement, settings.server)
+        table = all_routes if len(all_routes) <= settings.reconcile.routes_in_status_max else None
+    observation = PackObservation(
+        generation=meta.get("generation"),
+        placement=placement,
+        health=health,
+        replicas=replicas,
+        route_table=route_table_name(name),
+        routes=table,
+        previous=previous,
+        problem=problem,
+        store_problem=store_problem,
+    )
+    status = {k: v for k, v in compute_status(observation).items() if v is not None}
+    _report(kube, body, previous, status, report)
+    return status
+
+
+def _report(
+    kube: Kube, body: dict[str, Any], previous: dict[str, Any], status: dict[str, Any], report: SyncReport
+) -> None:
+    meta = body["metadata"]
+    if status != previous:
+        kube.apply(
+            {
+                "apiVersion": API_VERSION,
+                "kind": "ModelPack",
+                "metadata": {"name": meta["name"], "namespace": meta["namespace"]},
+                "status": status,
+            },
+            subresource="status",
+        )
+    obj = {"apiVersion": API_VERSION, "kind": "ModelPack", "metadata": meta}
+    servers = [n for n in report.created if n.startswith("Deployment/")]
+    if servers:
+        events.record(kube, obj, "Normal", "ServersCreated", f"created {len(servers)} servers: {_names(servers)}")
+    updated = [n for n in report.updated if n.startswith("Deployment/")]
+    if updated:
+        events.record(kube, obj, "Normal", "ServersUpdated", f"rolling out {len(updated)} servers: {_names(updated)}")
+    deleted = [n for n in report.deleted if n.startswith("Deployment/")]
+    if deleted:
+        events.record(kube, obj, "Normal", "ServersDeleted", f"deleted {len(deleted)} servers: {_names(deleted)}")
+    phase, old_phase = status.get("phase"), previous.get("phase")
+    if phase != old_phase or _degraded_reason(status) != _degraded_reason(previous):
+        ready = next(c for c in status["conditions"] if c["type"] == "Ready")
+        degraded = next(c for c in status["conditions"] if c["type"] == "Degraded")
+        if phase == "Ready":
+            events.record(kube, obj, "Normal", "Ready", ready["message"])
+        elif phase in ("Degraded", "Failed"):
+            events.record(kube, obj, "Warning", degraded["reason"], degraded["message"])
+    log.info("modelpack %s/%s: %s", meta["namespace"], meta["name"], status.get("phase"))
+
+
+def _degraded_reason(status: dict[str, Any]) -> str | None:
+    for cond in status.get("conditions") or []:
+        if cond.get("type") == "Degraded" and cond.get("status") == "True":
+            return str(cond.get("reason"))
+    return None
+
+
+def _names(items: list[str], limit: int = 5) -> str:
+    names = [i.split("/", 1)[1] for i in items]
+    more = f" and {len(names) - limit} more" if len(names) > limit else ""
+    return ", ".join(names[:limit]) + more

@@ -1,0 +1,135 @@
+"""A ModelPack's status, computed from its placement and its servers' Deployments (pure: no API calls).
+
+Model readiness is derived from Deployment availability, not probed per model: a server pod is Ready
+only when ``/v2/health/ready`` answers 200, which the server does once its models are loadable, so an
+available Deployment means every model placed on it can be served. Cost: one list call per pack.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from modelpack.placement import Placement
+from modelpack_operator.status import Cond, merge_conditions
+
+
+@dataclass(frozen=True)
+class ServerHealth:
+    """What one server Deployment says about itself."""
+
+    ready: bool
+    rolling: bool
+    failure: str | None
+    """ProgressDeadlineExceeded / ReplicaFailure message, if the Deployment reports one."""
+
+
+def deployment_health(deployment: Mapping[str, Any] | None, replicas: int) -> ServerHealth:
+    """Ready = the current spec is rolled out and every replica is available."""
+    if deployment is None:
+        return ServerHealth(ready=False, rolling=True, failure=None)
+    status = deployment.get("status") or {}
+    generation = (deployment.get("metadata") or {}).get("generation", 0)
+    observed = status.get("observedGeneration", 0) >= generation
+    updated = status.get("updatedReplicas", 0) >= replicas
+    available = status.get("availableReplicas", 0) >= replicas
+    no_old = status.get("replicas", 0) <= replicas
+    failure = None
+    for cond in status.get("conditions") or []:
+        if cond.get("type") == "Progressing" and cond.get("reason") == "ProgressDeadlineExceeded":
+            failure = f"{deployment['metadata']['name']}: {cond.get('message') or 'progress deadline exceeded'}"
+        if cond.get("type") == "ReplicaFailure" and cond.get("status") == "True":
+            failure = f"{deployment['metadata']['name']}: {cond.get('message') or cond.get('reason')}"
+    ready = observed and updated and available and no_old and replicas > 0
+    return ServerHealth(ready=ready, rolling=not (observed and updated and no_old), failure=failure)
+
+
+@dataclass(frozen=True)
+class PackObservation:
+    """Everything the status is computed from."""
+
+    generation: int | None
+    placement: Placement | None
+    health: Mapping[int, ServerHealth]
+    replicas: int
+    route_table: str
+    routes: Mapping[str, str] | None
+    previous: Mapping[str, Any]
+    """The status as last written (conditions keep their transition times)."""
+    problem: tuple[str, str] | None = None
+    """(reason, message) of a problem that stops the pack being reconciled (phase Failed)."""
+    store_problem: str | None = None
+    """Why the store looks unavailable (e.g. a missing PersistentVolumeClaim); phase Degraded."""
+
+
+def compute_status(obs: PackObservation, now: str | None = None) -> dict[str, Any]:
+    """The whole ``.status`` of the pack, in the API's camelCase."""
+    previous_phase = obs.previous.get("phase")
+    previous_conditions = obs.previous.get("conditions")
+    if obs.problem is not None or obs.placement is None:
+        reason, message = obs.problem or ("Unknown", "no placement")
+        conds = [
+            Cond("Ready", False, reason, message),
+            Cond("Progressing", False, reason, message),
+            Cond("Degraded", True, reason, message),
+        ]
+        return {
+            "phase": "Failed",
+            "observedGeneration": obs.generation,
+            "conditions": merge_conditions(previous_conditions, conds, obs.generation, now),
+        }
+    servers = obs.placement.servers
+    ready = [s for s in servers if obs.health.get(s.index, ServerHealth(False, True, None)).ready]
+    rolling = [s for s in servers if obs.health.get(s.index, ServerHealth(False, True, None)).rolling]
+    failures = [h.failure for h in obs.health.values() if h.failure]
+    ready_models = sum(len(s.models) for s in ready)
+    total_models = sum(len(s.models) for s in servers)
+    all_ready = len(ready) == len(servers) and len(servers) > 0
+    summary = f"{len(ready)}/{len(servers)} servers ready, {ready_models}/{total_models} models servable"
+
+    degraded: tuple[str, str] | None = None
+    if obs.store_problem:
+        degraded = ("StoreUnavailable", obs.store_problem)
+    elif failures:
+        degraded = ("ServerFailing", "; ".join(failures[:3]))
+    elif not all_ready and not rolling and obs.replicas > 0 and previous_phase in ("Ready", "Degraded"):
+        degraded = ("ServersUnavailable", summary)
+
+    if all_ready and degraded is None:
+        phase = "Ready"
+    elif degraded is not None:
+        phase = "Degraded"
+    elif obs.replicas == 0:
+        phase = "Pending"
+    else:
+        phase = "Progressing"
+
+    if all_ready:
+        ready_cond = Cond("Ready", True, "AllServersReady", summary)
+    elif obs.replicas == 0:
+        ready_cond = Cond("Ready", False, "ScaledToZero", "spec.replicas is 0: no server pods run")
+    else:
+        ready_cond = Cond("Ready", False, "ServersNotReady", summary)
+    if rolling:
+        progressing = Cond("Progressing", True, "RollingOut", f"{len(rolling)} of {len(servers)} servers rolling out")
+    else:
+        progressing = Cond("Progressing", False, "RolloutComplete", f"{len(servers)} servers at the current spec")
+    degraded_cond = Cond("Degraded", True, *degraded) if degraded else Cond("Degraded", False, "AsExpected", "")
+
+    conds = [ready_cond, progressing, degraded_cond]
+    status: dict[str, Any] = {
+        "phase": phase,
+        "observedGeneration": obs.generation,
+        "servers": len(servers),
+        "readyServers": len(ready),
+        "models": total_models,
+        "readyModels": ready_models,
+        "routeTable": obs.route_table,
+        "conditions": merge_conditions(
+            previous_conditions, [ready_cond, progressing, degraded_cond], obs.generation, now
+        ),
+    }
+    if obs.routes is not None:
+        status["routes"] = dict(obs.routes)
+    return status

@@ -1,0 +1,80 @@
+"""The operator's running state: API client, settings, and one lock per object so reconciles never overlap.
+
+Every trigger (a watch event on the object, on a Deployment/Job/ConfigMap it owns, or the periodic
+resync) funnels into :meth:`Runtime.pack` or :meth:`Runtime.loadtest`, which re-read the object and
+reconcile it under its lock. Failures are logged and left to the next trigger or resync: no retry loop
+can spin, and a broken object never stops the others.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Sequence
+
+from modelpack_operator.kube import Kube, KubeError
+from modelpack_operator.reconcile.loadtest import TERMINAL_PHASES, reconcile_loadtest
+from modelpack_operator.reconcile.modelpack import reconcile_pack
+from modelpack_operator.settings import OperatorSettings
+
+log = logging.getLogger(__name__)
+API_VERSION = "modelpack.dev/v1alpha1"
+
+
+class Runtime:
+    def __init__(self, kube: Kube, settings: OperatorSettings, namespaces: Sequence[str] = ()) -> None:
+        self.kube = kube
+        self.settings = settings
+        self.namespaces = list(namespaces)
+        """Watched namespaces; empty means cluster-wide."""
+        self._locks: dict[tuple[str, str, str], threading.Lock] = {}
+        self._guard = threading.Lock()
+
+    def _lock(self, kind: str, namespace: str, name: str) -> threading.Lock:
+        with self._guard:
+            return self._locks.setdefault((kind, namespace, name), threading.Lock())
+
+    def pack(self, namespace: str, name: str) -> None:
+        with self._lock("ModelPack", namespace, name):
+            try:
+                body = self.kube.get(API_VERSION, "ModelPack", namespace, name)
+                if body is not None and not body["metadata"].get("deletionTimestamp"):
+                    reconcile_pack(self.kube, body, self.settings)
+            except KubeError as err:
+                log.warning("modelpack %s/%s: reconcile failed, will retry: %s", namespace, name, err)
+
+    def loadtest(self, namespace: str, name: str) -> None:
+        with self._lock("LoadTest", namespace, name):
+            try:
+                body = self.kube.get(API_VERSION, "LoadTest", namespace, name)
+                if body is not None and not body["metadata"].get("deletionTimestamp"):
+                    reconcile_loadtest(self.kube, body, self.settings)
+            except KubeError as err:
+                log.warning("loadtest %s/%s: reconcile failed, will retry: %s", namespace, name, err)
+
+    def loadtests_of_pack(self, namespace: str, pack: str) -> None:
+        """LoadTests waiting for (or running against) ``pack`` re-check it when it changes."""
+        try:
+            items = self.kube.list(API_VERSION, "LoadTest", namespace)
+        except KubeError as err:
+            log.warning("listing loadtests in %s failed: %s", namespace, err)
+            return
+        for item in items:
+            target = ((item.get("spec") or {}).get("target") or {}).get("modelPack")
+            phase = (item.get("status") or {}).get("phase")
+            if target == pack and phase not in TERMINAL_PHASES:
+                self.loadtest(namespace, item["metadata"]["name"])
+
+    def resync(self) -> None:
+        """Reconcile every pack and unfinished LoadTest once; what the periodic loop runs."""
+        for namespace in self.namespaces or [None]:
+            for kind, handler in (("ModelPack", self.pack), ("LoadTest", self.loadtest)):
+                try:
+                    items = self.kube.list(API_VERSION, kind, namespace)
+                except KubeError as err:
+                    log.warning("resync: listing %s failed: %s", kind, err)
+                    continue
+                for item in items:
+                    if kind == "LoadTest" and (item.get("status") or {}).get("phase") in TERMINAL_PHASES:
+                        continue
+                    handler(item["metadata"]["namespace"], item["metadata"]["name"])

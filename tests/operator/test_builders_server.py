@@ -1,0 +1,188 @@
+"""Server Deployment and Service builders: what each compute type, store and override produces."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from modelpack.placement import place
+from modelpack_operator import labels as L
+from modelpack_operator.builders.server import server_deployment, server_service, service_url
+from modelpack_operator.settings import OperatorSettings, ServerSettings
+from tests.operator.factories import make_pack
+
+SETTINGS = OperatorSettings().server
+
+
+def _deployment(index: int = 0, settings: ServerSettings = SETTINGS, **spec: Any) -> dict[str, Any]:
+    pack = make_pack(**spec)
+    placement = place(pack.spec.models.expand(), pack.spec.models_per_server)
+    return server_deployment(pack, placement.servers[index], settings)
+
+
+def _pod(dep: dict[str, Any]) -> dict[str, Any]:
+    return dep["spec"]["template"]["spec"]
+
+
+def _container(dep: dict[str, Any]) -> dict[str, Any]:
+    return _pod(dep)["containers"][0]
+
+
+def _arg(container: dict[str, Any], flag: str) -> str:
+    args = container["args"]
+    return args[args.index(flag) + 1]
+
+
+def test_each_server_serves_its_share_of_the_placement() -> None:
+    first, last = _deployment(0), _deployment(2)
+    assert _arg(_container(first), "--models") == "model-00000,model-00001"
+    assert _arg(_container(last), "--models") == "model-00004"
+    assert first["metadata"]["name"] == "bert-s0000"
+    assert last["spec"]["selector"]["matchLabels"] == {L.PACK: "bert", L.SERVER: "2"}
+
+
+def test_owned_by_the_pack_so_deletion_garbage_collects() -> None:
+    owner = _deployment()["metadata"]["ownerReferences"][0]
+    assert owner == {
+        "apiVersion": "modelpack.dev/v1alpha1",
+        "kind": "ModelPack",
+        "name": "bert",
+        "uid": "uid-1",
+        "controller": True,
+        "blockOwnerDeletion": True,
+    }
+
+
+@pytest.mark.parametrize(
+    ("compute", "arch", "accelerator", "image"),
+    [
+        ("graviton", "arm64", None, "ghcr.io/modelpack/model-server:0.1.0"),
+        ("x86", "amd64", None, "ghcr.io/modelpack/model-server:0.1.0"),
+        ("inferentia", "amd64", "aws.amazon.com/neuron", "ghcr.io/modelpack/model-server:0.1.0-neuron"),
+        ("gpu", "amd64", "nvidia.com/gpu", "ghcr.io/modelpack/model-server:0.1.0-cuda"),
+    ],
+)
+def test_compute_type_decides_arch_accelerator_taint_and_image(
+    compute: str, arch: str, accelerator: str | None, image: str
+) -> None:
+    dep = _deployment(compute={"type": compute, "acceleratorsPerServer": 2})
+    pod, container = _pod(dep), _container(dep)
+    assert pod["nodeSelector"]["kubernetes.io/arch"] == arch
+    assert container["image"] == image
+    if accelerator is None:
+        assert "tolerations" not in pod
+        assert not [r for r in container["resources"]["requests"] if "/" in r]
+    else:
+        assert container["resources"]["requests"][accelerator] == "2"
+        assert container["resources"]["limits"][accelerator] == "2"
+        assert pod["tolerations"] == [{"key": accelerator, "operator": "Exists", "effect": "NoSchedule"}]
+
+
+def test_instance_types_become_required_node_affinity() -> None:
+    pod = _pod(_deployment(compute={"type": "graviton", "instanceTypes": ["c7g.4xlarge", "c7g.8xlarge"]}))
+    terms = pod["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"]
+    assert terms == [
+        {
+            "matchExpressions": [
+                {"key": "node.kubernetes.io/instance-type", "operator": "In", "values": ["c7g.4xlarge", "c7g.8xlarge"]}
+            ]
+        }
+    ]
+
+
+def test_requests_sized_from_threads_and_memory_budget_plus_overhead() -> None:
+    container = _container(_deployment(server={"workerThreads": 4, "memoryBudget": "3Gi"}))
+    assert container["resources"]["requests"] == {"cpu": "4", "memory": f"{3 * 1024 + 512}Mi"}
+    assert container["resources"]["limits"] == {"memory": f"{3 * 1024 + 512}Mi"}
+    assert _arg(container, "--threads") == "4"
+    assert _arg(container, "--memory-budget") == "3Gi"
+
+
+def test_user_overrides_are_applied_last() -> None:
+    dep = _deployment(
+        compute={
+            "type": "inferentia",
+            "nodeSelector": {"kubernetes.io/arch": "arm64", "team": "ml"},
+            "tolerations": [{"key": "dedicated", "operator": "Equal", "value": "ml", "effect": "NoSchedule"}],
+            "resources": {"requests": {"cpu": "3"}, "limits": {"memory": "8Gi"}},
+            "podTemplate": {"metadata": {"labels": {"extra": "yes"}}, "spec": {"priorityClassName": "high"}},
+        }
+    )
+    pod, container = _pod(dep), _container(dep)
+    assert pod["nodeSelector"] == {"kubernetes.io/arch": "arm64", "team": "ml"}
+    assert pod["tolerations"][-1] == {"key": "dedicated", "operator": "Equal", "value": "ml", "effect": "NoSchedule"}
+    assert container["resources"]["requests"]["cpu"] == "3"
+    assert container["resources"]["limits"]["memory"] == "8Gi"
+    assert container["resources"]["requests"]["aws.amazon.com/neuron"] == "1"
+    assert pod["priorityClassName"] == "high"
+    assert dep["spec"]["template"]["metadata"]["labels"]["extra"] == "yes"
+    assert dep["spec"]["template"]["metadata"]["labels"][L.PACK] == "bert"
+
+
+def test_pods_are_locked_down_and_probed() -> None:
+    dep = _deployment()
+    pod, container = _pod(dep), _container(dep)
+    assert pod["automountServiceAccountToken"] is False
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    assert container["securityContext"]["allowPrivilegeEscalation"] is False
+    assert container["readinessProbe"]["httpGet"]["path"] == "/v2/health/ready"
+    assert container["livenessProbe"]["httpGet"]["path"] == "/v2/health/live"
+    assert container["startupProbe"]["httpGet"]["path"] == "/v2/health/live"
+    mounts = {m["mountPath"] for m in container["volumeMounts"]}
+    assert {"/tmp", "/var/cache/modelpack"} <= mounts
+    annotations = dep["spec"]["template"]["metadata"]["annotations"]
+    assert annotations["prometheus.io/scrape"] == "true"
+    assert annotations["prometheus.io/port"] == "8080"
+
+
+def test_s3_store_passes_uri_and_region() -> None:
+    container = _container(_deployment())
+    assert _arg(container, "--store") == "s3://models-bucket/fleet"
+    assert {"name": "AWS_REGION", "value": "us-west-2"} in container["env"]
+
+
+def test_pvc_store_mounts_the_claim_read_only() -> None:
+    dep = _deployment(store={"uri": "pvc://shared-models/bert", "region": None})
+    pod, container = _pod(dep), _container(dep)
+    assert _arg(container, "--store") == "file:///models/bert"
+    assert {"name": "model-store", "persistentVolumeClaim": {"claimName": "shared-models", "readOnly": True}} in pod[
+        "volumes"
+    ]
+    assert {"name": "model-store", "mountPath": "/models", "readOnly": True} in container["volumeMounts"]
+
+
+def test_file_store_is_used_as_is() -> None:
+    container = _container(_deployment(store={"uri": "file:///opt/models", "region": None}))
+    assert _arg(container, "--store") == "file:///opt/models"
+
+
+def test_batching_and_preload_reach_the_server() -> None:
+    batching = {"maxBatchSize": 4, "maxQueueDelayMs": 2.5, "maxQueueSize": 9}
+    container = _container(_deployment(server={"preload": True, "batching": batching}))
+    assert _arg(container, "--max-batch-size") == "4"
+    assert _arg(container, "--max-queue-delay-ms") == "2.5"
+    assert _arg(container, "--max-queue-size") == "9"
+    assert "--preload" in container["args"]
+
+
+def test_replicas_follow_the_spec() -> None:
+    assert _deployment(replicas=3)["spec"]["replicas"] == 3
+
+
+def test_hash_changes_with_the_spec_and_only_then() -> None:
+    a, b = _deployment(), _deployment()
+    c = _deployment(server={"image": "example.com/server:2"})
+    key = L.DESIRED_HASH
+    assert a["metadata"]["annotations"][key] == b["metadata"]["annotations"][key]
+    assert a["metadata"]["annotations"][key] != c["metadata"]["annotations"][key]
+
+
+def test_service_selects_the_server_and_the_route_uses_its_dns_name() -> None:
+    pack = make_pack(server={"port": 9000})
+    placement = place(pack.spec.models.expand(), 2)
+    svc = server_service(pack, placement.servers[1], SETTINGS)
+    assert svc["spec"]["selector"] == {L.PACK: "bert", L.SERVER: "1"}
+    assert svc["spec"]["ports"][0]["port"] == 9000
+    assert service_url(pack, 1, SETTINGS) == "http://bert-s0001.ns.svc.cluster.local:9000"
