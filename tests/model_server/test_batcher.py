@@ -1,0 +1,101 @@
+"""Batcher units: batches form, respect limits and shapes, bound their queue, isolate failing requests."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pytest
+
+from model_server.batcher import Batcher, BatcherClosedError, InferenceError, QueueFullError
+
+
+class Doubler:
+    """Records each batch's row count; fails on any row holding a negative value."""
+
+    def __init__(self) -> None:
+        self.batches: list[int] = []
+
+    def __call__(self, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
+        (x,) = inputs
+        self.batches.append(int(x.shape[0]))
+        if (x < 0).any():
+            raise IndexError("index out of range in self")
+        return [x * 2]
+
+
+@pytest.fixture
+def pool():  # type: ignore[no-untyped-def]
+    with ThreadPoolExecutor(1) as executor:
+        yield executor
+
+
+def rows(n: int, value: int = 1, width: int = 3) -> list[np.ndarray]:
+    return [np.full((n, width), value, dtype=np.int64)]
+
+
+async def test_requests_close_together_share_a_batch(pool) -> None:  # type: ignore[no-untyped-def]
+    run = Doubler()
+    batcher = Batcher(run, pool, max_batch_size=8, max_queue_delay_s=0.5, max_queue_size=64)
+    results = await asyncio.gather(*(batcher.submit(rows(2, value=i)) for i in range(4)))
+    assert run.batches == [8]  # filled to max_batch_size before the delay ran out
+    for i, (out,) in enumerate(results):
+        assert out.shape == (2, 3) and (out == 2 * i).all()  # each caller gets its own rows back
+    await batcher.close()
+
+
+async def test_batch_never_exceeds_max_batch_size(pool) -> None:  # type: ignore[no-untyped-def]
+    run = Doubler()
+    batcher = Batcher(run, pool, max_batch_size=4, max_queue_delay_s=0.05, max_queue_size=64)
+    await asyncio.gather(*(batcher.submit(rows(1)) for i in range(10)))
+    assert sum(run.batches) == 10 and max(run.batches) <= 4
+    await batcher.close()
+
+
+async def test_oversized_request_runs_alone(pool) -> None:  # type: ignore[no-untyped-def]
+    run = Doubler()
+    batcher = Batcher(run, pool, max_batch_size=4, max_queue_delay_s=0.01, max_queue_size=64)
+    (out,) = await batcher.submit(rows(6))
+    assert out.shape == (6, 3) and run.batches == [6]
+    await batcher.close()
+
+
+async def test_different_shapes_are_not_mixed(pool) -> None:  # type: ignore[no-untyped-def]
+    run = Doubler()
+    batcher = Batcher(run, pool, max_batch_size=8, max_queue_delay_s=0.05, max_queue_size=64)
+    a, b = await asyncio.gather(batcher.submit(rows(2, width=3)), batcher.submit(rows(2, width=5)))
+    assert a[0].shape == (2, 3) and b[0].shape == (2, 5)
+    assert sorted(run.batches) == [2, 2]
+    await batcher.close()
+
+
+async def test_full_queue_is_refused(pool) -> None:  # type: ignore[no-untyped-def]
+    batcher = Batcher(Doubler(), pool, max_batch_size=64, max_queue_delay_s=0.3, max_queue_size=2)
+    first = [asyncio.create_task(batcher.submit(rows(1))) for _ in range(2)]
+    await asyncio.sleep(0)
+    with pytest.raises(QueueFullError, match="2 requests"):
+        await batcher.submit(rows(1))
+    await asyncio.gather(*first)
+    await batcher.close()
+
+
+async def test_one_bad_request_does_not_fail_its_batch(pool) -> None:  # type: ignore[no-untyped-def]
+    batcher = Batcher(Doubler(), pool, max_batch_size=8, max_queue_delay_s=0.2, max_queue_size=64)
+    good, bad, good2 = await asyncio.gather(
+        batcher.submit(rows(1, 1)), batcher.submit(rows(1, -1)), batcher.submit(rows(1, 3)), return_exceptions=True
+    )
+    assert isinstance(bad, InferenceError) and "out of range" in str(bad)
+    assert (good[0] == 2).all() and (good2[0] == 6).all()
+    await batcher.close()
+
+
+async def test_close_drains_queue_then_refuses(pool) -> None:  # type: ignore[no-untyped-def]
+    batcher = Batcher(Doubler(), pool, max_batch_size=8, max_queue_delay_s=1.0, max_queue_size=64)
+    pending = asyncio.create_task(batcher.submit(rows(1)))
+    await asyncio.sleep(0)
+    await batcher.close()  # runs the queued request without waiting out the full delay
+    assert (pending.result()[0] == 2).all()
+    with pytest.raises(BatcherClosedError):
+        await batcher.submit(rows(1))

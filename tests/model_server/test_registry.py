@@ -1,0 +1,143 @@
+"""Registry units over a real store and real TorchScript loads: single-flight, LRU by size, pinning, failures."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from model_server.config import ModelConfig
+from model_server.loaded import LoadedModel, load_model
+from model_server.metrics import ServerMetrics
+from model_server.registry import BatchingPolicy, ModelFailedError, ModelState, Registry, UnknownModelError
+from model_server.store import LocalStore
+
+
+class CountingLoader:
+    """The real loader, counting calls; ``gate`` lets a test hold loads open to overlap requests."""
+
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+        self.gate = threading.Event()
+        self.gate.set()
+
+    def __call__(self, name: str, model_dir: Path, config: ModelConfig | None) -> LoadedModel:
+        self.calls.append(name)
+        self.gate.wait(10)
+        return load_model(name, model_dir, config)
+
+
+@pytest.fixture
+async def make_registry(fleet: Path) -> AsyncIterator:  # type: ignore[type-arg]
+    pools = [ThreadPoolExecutor(1), ThreadPoolExecutor(1)]
+    made: list[Registry] = []
+
+    def make(budget: int = 1 << 30, loader: CountingLoader | None = None) -> Registry:
+        registry = Registry(
+            LocalStore(fleet),
+            memory_budget=budget,
+            load_executor=pools[0],
+            inference_executor=pools[1],
+            batching=BatchingPolicy(8, 0.001, 16),
+            metrics=ServerMetrics(),
+            loader=loader or CountingLoader(),
+        )
+        registry.register(["m-a", "m-b", "m-c", "corrupt", "no-weights"])
+        made.append(registry)
+        return registry
+
+    yield make
+    for registry in made:
+        await registry.close()
+    for pool in pools:
+        pool.shutdown()
+
+
+def model_size(fleet: Path) -> int:
+    return load_model("m-a", fleet / "m-a").size_bytes
+
+
+async def test_concurrent_first_requests_load_once(make_registry) -> None:  # type: ignore[no-untyped-def]
+    loader = CountingLoader()
+    loader.gate.clear()
+    registry = make_registry(loader=loader)
+    waiters = [asyncio.create_task(registry.ensure_loaded("m-a")) for _ in range(5)]
+    await asyncio.sleep(0.05)
+    assert registry.entry("m-a").state is ModelState.LOADING
+    loader.gate.set()
+    await asyncio.gather(*waiters)
+    assert loader.calls == ["m-a"]
+    assert registry.entry("m-a").state is ModelState.READY
+
+
+async def test_lru_eviction_by_measured_size(make_registry, fleet: Path) -> None:  # type: ignore[no-untyped-def]
+    size = model_size(fleet)
+    assert size > 0
+    registry = make_registry(budget=2 * size + size // 2)  # room for two
+    await registry.ensure_loaded("m-a")
+    await registry.ensure_loaded("m-b")
+    await registry.ensure_loaded("m-a")  # m-a is now the most recently used
+    await registry.ensure_loaded("m-c")  # evicts m-b, the least recently used
+    assert registry.loaded_names() == ["m-a", "m-c"]
+    assert registry.entry("m-b").state is ModelState.UNAVAILABLE
+    assert registry.memory_used == 2 * size <= registry.memory_budget
+
+
+async def test_a_model_in_use_is_never_evicted(make_registry, fleet: Path) -> None:  # type: ignore[no-untyped-def]
+    size = model_size(fleet)
+    registry = make_registry(budget=size + size // 2)  # room for one
+    async with registry.use("m-a") as entry:
+        async with registry.use("m-b"):  # must not evict pinned m-a: over budget while both are in use
+            assert set(registry.loaded_names()) == {"m-a", "m-b"}
+            assert registry.memory_used > registry.memory_budget
+        # m-b's release restores the budget by evicting the only unpinned model: m-b itself.
+        assert entry.state is ModelState.READY and entry.model is not None
+        assert registry.loaded_names() == ["m-a"]
+        assert registry.entry("m-b").state is ModelState.UNAVAILABLE
+    assert registry.memory_used <= registry.memory_budget
+
+
+async def test_model_larger_than_budget_fails_with_reason(make_registry) -> None:  # type: ignore[no-untyped-def]
+    registry = make_registry(budget=1000)
+    with pytest.raises(ModelFailedError, match="memory budget"):
+        await registry.ensure_loaded("m-a")
+    assert registry.entry("m-a").state is ModelState.FAILED
+
+
+async def test_failed_load_keeps_reason_and_is_not_retried(make_registry) -> None:  # type: ignore[no-untyped-def]
+    loader = CountingLoader()
+    registry = make_registry(loader=loader)
+    assert registry.entry("no-weights").state is ModelState.FAILED  # at registration, without loading
+    assert "model.pt" in registry.entry("no-weights").reason
+    with pytest.raises(ModelFailedError, match="TorchScript"):
+        await registry.ensure_loaded("corrupt")
+    with pytest.raises(ModelFailedError):
+        await registry.ensure_loaded("corrupt")
+    assert loader.calls == ["corrupt"]
+    await registry.ensure_loaded("m-a")  # others still load
+
+
+async def test_unknown_model(make_registry) -> None:  # type: ignore[no-untyped-def]
+    registry = make_registry()
+    with pytest.raises(UnknownModelError):
+        await registry.ensure_loaded("zzz")
+
+
+async def test_config_without_loading_weights(make_registry) -> None:  # type: ignore[no-untyped-def]
+    loader = CountingLoader()
+    registry = make_registry(loader=loader)
+    config = await registry.config("m-a")
+    assert [s.name for s in config.inputs] == ["input_ids", "attention_mask"]
+    assert loader.calls == []
+
+
+async def test_unload_refuses_while_pinned(make_registry) -> None:  # type: ignore[no-untyped-def]
+    registry = make_registry()
+    async with registry.use("m-a"):
+        assert registry.unload("m-a") is False
+    assert registry.unload("m-a") is True
+    assert registry.entry("m-a").state is ModelState.UNAVAILABLE

@@ -1,0 +1,113 @@
+"""Whole-process behaviour: back-pressure, graceful shutdown, the memory budget, preload, env configuration."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import threading
+import time
+from pathlib import Path
+
+import httpx
+
+from tests.model_server.conftest import StartServer
+from tests.model_server.helpers import tensor_body
+
+
+def test_full_queue_answers_503_with_retry_after(fleet: Path, start_server: StartServer) -> None:
+    # Batches wait up to 2 s to fill, so the first two requests sit in the queue (size 2) while the third arrives.
+    server = start_server(
+        "--store",
+        str(fleet),
+        "--models",
+        "m-a",
+        "--preload",
+        "--max-queue-size",
+        "2",
+        "--max-batch-size",
+        "64",
+        "--max-queue-delay-ms",
+        "2000",
+    )
+
+    async def scenario() -> list[httpx.Response]:
+        async with httpx.AsyncClient(base_url=server.url, timeout=30) as client:
+            queued = [asyncio.create_task(client.post("/v2/models/m-a/infer", json=tensor_body())) for _ in range(2)]
+            await asyncio.sleep(0.5)
+            refused = await client.post("/v2/models/m-a/infer", json=tensor_body())
+            return [refused, *await asyncio.gather(*queued)]
+
+    refused, *served = asyncio.run(scenario())
+    assert refused.status_code == 503
+    assert refused.headers["retry-after"] == "1"
+    assert "queue is full" in refused.json()["error"]
+    assert [r.status_code for r in served] == [200, 200]
+    assert "modelpack_queue_rejections_total 1.0" in server.client.get("/metrics").text
+
+
+def test_sigterm_finishes_in_flight_requests(fleet: Path, start_server: StartServer) -> None:
+    server = start_server(
+        "--store", str(fleet), "--models", "m-a", "--preload", "--max-batch-size", "64", "--max-queue-delay-ms", "1500"
+    )
+    result: dict[str, int] = {}
+
+    def request() -> None:
+        with httpx.Client(base_url=server.url, timeout=30) as client:
+            result["status"] = client.post("/v2/models/m-a/infer", json=tensor_body()).status_code
+
+    worker = threading.Thread(target=request)
+    worker.start()
+    time.sleep(0.4)  # the request is now waiting in the batch queue
+    server.proc.send_signal(signal.SIGTERM)
+    worker.join(30)
+    assert result == {"status": 200}
+    # uvicorn re-raises the signal once shutdown is complete, so the exit status is "killed by SIGTERM".
+    assert server.proc.wait(30) in (0, -signal.SIGTERM)
+    assert "Application shutdown complete" in server.stop()
+    try:
+        httpx.get(f"{server.url}/v2/health/live", timeout=2)
+        raise AssertionError("server still accepting connections after SIGTERM")
+    except httpx.TransportError:
+        pass
+
+
+def test_memory_budget_evicts_least_recently_used(fleet: Path, start_server: StartServer) -> None:
+    server = start_server("--store", str(fleet), "--models", "m-a,m-b,m-c", "--memory-budget", "200Ki")
+    for name in ("m-a", "m-b", "m-c", "m-a"):
+        assert server.client.post(f"/v2/models/{name}/infer", json=tensor_body()).status_code == 200
+    states = {r["name"]: r["state"] for r in server.client.get("/v2/repository/index").json()}
+    loaded = [n for n, s in states.items() if s == "READY"]
+    assert "m-a" in loaded and len(loaded) < 3
+    metrics = server.client.get("/metrics").text
+    assert "modelpack_model_evictions_total 0.0" not in metrics
+    assert 'modelpack_model_cache_total{result="miss"}' in metrics
+
+
+def test_preload_and_models_from_env(fleet: Path, tmp_path: Path, start_server: StartServer) -> None:
+    models_file = tmp_path / "models.txt"
+    models_file.write_text("# two of the fleet\nm-b\n\nm-c  # trailing comment\n")
+    server = start_server(
+        env={"MODELPACK_STORE": str(fleet), "MODELPACK_MODELS_FILE": str(models_file), "MODELPACK_PRELOAD": "true"}
+    )
+    rows = server.client.get("/v2/repository/index").json()
+    assert {r["name"]: r["state"] for r in rows} == {"m-b": "READY", "m-c": "READY"}
+
+
+def test_flag_wins_over_env(fleet: Path, start_server: StartServer) -> None:
+    server = start_server("--models", "m-a", env={"MODELPACK_STORE": str(fleet), "MODELPACK_MODELS": "m-b,m-c"})
+    assert [r["name"] for r in server.client.get("/v2/repository/index").json()] == ["m-a"]
+
+
+def test_file_uri_store(fleet: Path, start_server: StartServer) -> None:
+    server = start_server("--store", f"file://{fleet}", "--models", "m-c")
+    assert server.client.post("/v2/models/m-c/infer", json=tensor_body()).status_code == 200
+
+
+def test_qa_model_returns_start_and_end_logits(qa_fleet: Path, start_server: StartServer) -> None:
+    server = start_server("--store", str(qa_fleet))
+    body = {"inputs": [{"name": "text", "datatype": "BYTES", "shape": [2], "data": ["what is it", "a model"]}]}
+    doc = server.client.post("/v2/models/qa-1/infer", json=body).json()
+    assert [(o["name"], o["shape"]) for o in doc["outputs"]] == [("start_logits", [2, 16]), ("end_logits", [2, 16])]
+    body["outputs"] = [{"name": "end_logits"}]
+    doc = server.client.post("/v2/models/qa-1/infer", json=body).json()
+    assert [o["name"] for o in doc["outputs"]] == ["end_logits"]
