@@ -50,6 +50,9 @@ def _convert(node: Any, defs: dict[str, Any], models: dict[str, type[ApiModel]])
         target = copy.deepcopy(defs[name])
         target.update({k: v for k, v in node.items() if k != "$ref"})
         model = models.get(name)
+        if model is not None and target.get("default") == {}:
+            # The API server checks a default against the rules without applying nested defaults: spell it out.
+            target["default"] = model().to_dict()
         if model is not None and model.rules:
             target["x-kubernetes-validations"] = [{"rule": r.cel, "message": r.message} for r in model.rules]
         return _convert(target, defs, models)
@@ -73,6 +76,11 @@ def _convert(node: Any, defs: dict[str, Any], models: dict[str, type[ApiModel]])
             out["enum"] = [value]
             continue
         if key == "default" and value is None:
+            continue
+        if key in ("exclusiveMinimum", "exclusiveMaximum"):
+            # JSON Schema 2020 puts the bound here; OpenAPI v3.0 (what Kubernetes speaks) wants a boolean.
+            out["minimum" if key == "exclusiveMinimum" else "maximum"] = value
+            out[key] = True
             continue
         if key == "properties":
             out[key] = {k: _convert(v, defs, models) for k, v in value.items()}

@@ -35,10 +35,11 @@ def _type_of(node: dict[str, Any]) -> str:
 
 def _constraints(node: dict[str, Any]) -> str:
     parts = []
+    if "minimum" in node:
+        parts.append(f"{'>' if node.get('exclusiveMinimum') else '>='} {node['minimum']}")
+    if "maximum" in node:
+        parts.append(f"{'<' if node.get('exclusiveMaximum') else '<='} {node['maximum']}")
     for key, label in (
-        ("minimum", ">="),
-        ("maximum", "<="),
-        ("exclusiveMinimum", ">"),
         ("minItems", "min items"),
         ("maxLength", "max length"),
         ("minLength", "min length"),
