@@ -9,6 +9,7 @@ from rich.console import Console
 
 from modelpack.api.loading import InvalidObjectError
 from modelpack.cli.errors import CliError
+from modelpack.loadgen.errors import LoadgenError
 from modelpack.local.discovery import DiscoveryError
 from modelpack.local.objects import ObjectsError
 from modelpack.local.runner import EXIT_RUN_FAILED, RunOptions, run_local
@@ -125,7 +126,7 @@ def run(args: argparse.Namespace) -> int:
     console = Console()
     try:
         return run_local(opts, console).exit_code
-    except (InvalidObjectError, ObjectsError, StoreError, DiscoveryError) as err:
+    except (InvalidObjectError, ObjectsError, StoreError, DiscoveryError, LoadgenError) as err:
         raise CliError(str(err)) from None
     except ServerStartError as err:
         raise CliError(str(err), exit_code=EXIT_RUN_FAILED) from None

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import inspect
 import platform
 import signal
 from collections.abc import Iterator, Sequence
@@ -133,8 +132,8 @@ class LoadRun:
 def run_loadtest(loadtest: LoadTest, routes: dict[str, str], console: Console) -> LoadRun:
     """The LoadTest in this process (one worker: the machine's cores are better spent on the servers).
 
-    A first Ctrl-C stops sending and keeps what was measured; the load generator's own cancellation
-    path returns partial results when it supports a ``stop`` event.
+    A first Ctrl-C (or SIGTERM) stops sending and keeps what was measured (the load generator's
+    ``stop_event``); a second one abandons the results.
     """
     from modelpack.loadgen import Endpoint, run_load, select_models
 
@@ -145,17 +144,16 @@ def run_loadtest(loadtest: LoadTest, routes: dict[str, str], console: Console) -
     async def main() -> Any:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
-        kwargs: dict[str, Any] = {"progress": True}
-        if "stop" in inspect.signature(run_load).parameters:
-            kwargs["stop"] = stop
-        task = asyncio.ensure_future(run_load(loadtest.spec, endpoints, **kwargs))
+        task = asyncio.ensure_future(run_load(loadtest.spec, endpoints, progress=True, stop_event=stop))
 
         def on_signal() -> None:
+            # First Ctrl-C: stop sending and keep what was measured. Second: give up on the results.
             run.interrupted = True
-            if "stop" in kwargs and not stop.is_set():
-                stop.set()
-            else:
+            if stop.is_set():
                 task.cancel()
+            else:
+                console.print("\nstopping: draining in-flight requests (Ctrl-C again to abandon results)")
+                stop.set()
 
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, on_signal)
@@ -169,6 +167,7 @@ def run_loadtest(loadtest: LoadTest, routes: dict[str, str], console: Console) -
 
     outcome = asyncio.run(main())
     if outcome is not None:
+        run.interrupted = run.interrupted or bool(outcome.interrupted)
         run.results = outcome.results
         run.sweep = getattr(outcome, "sweep", None)
         run.timeline = _timeline_dicts(getattr(outcome, "timeline", []) or [])

@@ -39,6 +39,18 @@ def _plain_log(axis: Any) -> None:
     axis.set_minor_formatter(NullFormatter())
 
 
+def _scale(ax: Any, which: str, values: Sequence[float]) -> None:
+    """Log scale only when the values span more than a decade; a narrow range reads better linear."""
+    finite = [v for v in values if v > 0 and math.isfinite(v)]
+    if finite and max(finite) / min(finite) > 10:
+        if which == "x":
+            ax.set_xscale("log")
+            _plain_log(ax.xaxis)
+        else:
+            ax.set_yscale("log")
+            _plain_log(ax.yaxis)
+
+
 def _figure(height: float = HEIGHT) -> tuple[Figure, Any]:
     fig = Figure(figsize=(WIDTH, height))
     ax = fig.add_subplot()
@@ -54,13 +66,14 @@ def latency_over_time(timeline: Sequence[Mapping[str, Any]]) -> str | None:
         return None
     fig, ax = _figure()
     t = [float(r["t"]) for r in rows]
+    seen: list[float] = []
     for key in ("max", "p99", "p90", "p50"):
         values = [float(r.get(f"{key}_ms") or math.nan) for r in rows]
-        ax.plot(t, values, label=key, color=COLORS[key], linewidth=1.6 if key != "max" else 1.0)
-    ax.set_yscale("log")
-    _plain_log(ax.yaxis)
-    ax.set_xlabel("seconds since start")
-    ax.set_ylabel("latency, ms (log)")
+        seen += values
+        ax.plot(t, values, label=key, color=COLORS[key], linewidth=1.6 if key != "max" else 1.0, marker=".")
+    _scale(ax, "y", seen)
+    ax.set_xlabel("seconds into the measured window")
+    ax.set_ylabel("latency, ms")
     ax.legend(loc="upper right", ncols=4, frameon=False)
     return _svg(fig)
 
@@ -75,7 +88,7 @@ def throughput_over_time(timeline: Sequence[Mapping[str, Any]]) -> str | None:
     ax.plot(t, [float(r.get("ok", 0)) for r in timeline], label="ok/s", color=COLORS["ok"], linewidth=1.8)
     errors = [float(r.get("errors", 0)) for r in timeline]
     ax.bar(t, errors, width=0.8, label="errors/s", color=COLORS["err"], alpha=0.7)
-    ax.set_xlabel("seconds since start")
+    ax.set_xlabel("seconds into the measured window")
     ax.set_ylabel("requests per second")
     ax.set_ylim(bottom=0)
     ax.legend(loc="lower right", ncols=3, frameon=False)
@@ -130,16 +143,19 @@ def latency_histogram(hist: HdrHistogram | None) -> str | None:
     if not values:
         return None
     lo, hi = max(min(values), 1e-3), max(values)
-    bins = np.geomspace(lo, hi * 1.0001, 50) if hi > lo else np.array([lo * 0.9, hi * 1.1])
+    wide = hi / lo > 10
+    if hi <= lo:
+        bins = np.array([lo * 0.9, hi * 1.1])
+    else:
+        bins = np.geomspace(lo, hi * 1.0001, 50) if wide else np.linspace(lo, hi * 1.0001, 40)
     fig, ax = _figure()
     ax.hist(values, bins=bins, weights=counts, color=COLORS["p50"], alpha=0.85)
-    ax.set_xscale("log")
-    _plain_log(ax.xaxis)
+    _scale(ax, "x", [lo, hi])
     for pct, key in ((50, "p50"), (99, "p99")):
         v = hist.get_value_at_percentile(pct) / 1000.0
         ax.axvline(v, color=COLORS[key], linestyle="--", linewidth=1.2)
         ax.annotate(f"{key} {v:.1f} ms", (v, 1.0), xycoords=("data", "axes fraction"), ha="left", va="top")
-    ax.set_xlabel("latency, ms (log)")
+    ax.set_xlabel("latency, ms")
     ax.set_ylabel("requests")
     return _svg(fig)
 

@@ -31,6 +31,7 @@ def loadtest_doc(
     duration: str = "3s",
     warmup: str = "1s",
     slo: dict[str, Any] | None = None,
+    payload: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     spec: dict[str, Any] = {
         "target": {"modelPack": pack, "spread": "zipf"},
@@ -38,6 +39,8 @@ def loadtest_doc(
     }
     if slo is not None:
         spec["slo"] = slo
+    if payload is not None:
+        spec["payload"] = payload
     return {"apiVersion": "modelpack.dev/v1alpha1", "kind": "LoadTest", "metadata": {"name": name}, "spec": spec}
 
 

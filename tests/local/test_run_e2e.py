@@ -1,0 +1,198 @@
+"""`modelpack run` end to end: real server processes, the real load generator, a real report."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from modelpack.local.ports import any_free_port
+from modelpack.local.processes import ProcessGroup
+from modelpack.local.servers import is_ready
+from tests.local.conftest import FLEET
+from tests.local.procs import pids_with, wait_gone
+from tests.local.yamls import loadtest_doc, pack_doc, write
+from tests.report.chromium import assert_real_page, screenshot
+
+pytestmark = pytest.mark.slow
+
+RATE = 20
+PASSING_SLO = {"p99LatencyMs": 5000, "maxErrorRate": 0}
+
+
+def _env() -> dict[str, str]:
+    return {**os.environ, "COLUMNS": "200", "TERM": "dumb", "NO_COLOR": "1"}
+
+
+def run_cli(cwd: Path, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "modelpack.cli.main", "run", *args],
+        cwd=cwd,
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def _results(out: Path) -> dict[str, Any]:
+    return json.loads((out / "results.json").read_text())
+
+
+def _occupied_port() -> socket.socket:
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen()
+    return sock
+
+
+def test_run_meets_slo_writes_results_and_report_and_leaves_nothing(tiny_store: Path, tmp_path: Path) -> None:
+    # The pack's own port is taken: server 0 must move to another one and say so.
+    with _occupied_port() as blocker:
+        port = blocker.getsockname()[1]
+        f = write(
+            tmp_path / "all.yaml",
+            pack_doc("tiny", tiny_store.as_uri(), FLEET, per_server=2, port=port),
+            loadtest_doc("tiny-lt", "tiny", rate=RATE, slo=PASSING_SLO),
+        )
+        out = tmp_path / "out"
+        done = run_cli(tmp_path, "-f", str(f), "--out", str(out), "--price-per-hour", "0.34")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert f"port {port} is in use: tiny-s0000 gets port" in done.stdout
+    assert "tiny-s0000" in done.stdout and "tiny-s0001" in done.stdout
+    assert "SLO met." in done.stdout
+    assert f"report:  {out / 'report.html'}" in done.stdout
+    assert wait_gone(str(tiny_store)) == []
+
+    status = _results(out)
+    assert status["phase"] == "Succeeded"
+    assert status["sloVerdict"] == "Met"
+    results = status["results"]
+    expected = RATE * 3
+    assert abs(results["requests"] - expected) <= 2, results["requests"]
+    assert results["successes"] == results["requests"]
+    assert results["errors"] == 0
+    lat = results["latencyMs"]
+    assert 0 < lat["p50"] <= lat["p90"] <= lat["p99"] <= lat["max"]
+    assert results["histogram"]
+    assert {m["model"] for m in results["perModel"]} <= set(FLEET)
+    assert sum(m["requests"] for m in results["perModel"]) == results["requests"]
+    conditions = {c["type"]: c for c in status["conditions"]}
+    assert conditions["Complete"]["status"] == "True" and conditions["SLOMet"]["status"] == "True"
+    cost = status["cost"]
+    assert cost["hourlyCost"] == 0.34
+    assert cost["costPerMillionRequests"] == pytest.approx(0.34 / (results["throughput"] * 3600) * 1e6, rel=0.01)
+
+    servers = json.loads((out / "servers.json").read_text())
+    assert [s["name"] for s in servers] == ["tiny-s0000", "tiny-s0001"]
+    assert servers[0]["url"] != f"http://127.0.0.1:{port}"
+    hits = sum(v for s in servers for k, v in s["metrics_end"].items() if k.startswith("modelpack_model_cache_total"))
+    assert hits >= results["requests"]  # every request found its model, loaded or not
+    timeline = json.loads((out / "timeline.json").read_text())
+    assert sum(b["sent"] for b in timeline) == results["requests"]
+
+    html = (out / "report.html").read_text()
+    assert "SLO met" in html and "tiny-s0001" in html
+    assert "<script" not in html and "<link" not in html
+    assert not re.search(r"""(src|href)\s*=\s*["']https?://""", html), "the report must not load anything remote"
+    image = screenshot(out / "report.html", tmp_path / "report.png")
+    assert_real_page(image)
+
+
+def test_missed_slo_exits_1_and_names_the_violation(tiny_store: Path, tmp_path: Path) -> None:
+    f = write(
+        tmp_path / "all.yaml",
+        pack_doc("tiny", tiny_store.as_uri(), FLEET, per_server=4, port=any_free_port("127.0.0.1")),
+        loadtest_doc("strict", "tiny", rate=RATE, slo={"p50LatencyMs": 0.001}),
+    )
+    out = tmp_path / "out"
+    done = run_cli(tmp_path, "-f", str(f), "--out", str(out))
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "SLO missed: p50 latency" in done.stdout
+    status = _results(out)
+    assert status["sloVerdict"] == "Missed"
+    assert status["slo"]["violations"][0].startswith("p50 latency ")
+    assert "SLO missed" in (out / "report.html").read_text()
+    assert wait_gone(str(tiny_store)) == []
+
+
+def test_server_that_cannot_start_is_named_with_its_log_and_nothing_is_left(tiny_store: Path, tmp_path: Path) -> None:
+    pack = pack_doc("broken", tiny_store.as_uri(), FLEET, per_server=2, port=any_free_port("127.0.0.1"))
+    pack["spec"]["server"]["memoryBudget"] = "0"  # valid for the API, refused by the server
+    f = write(tmp_path / "all.yaml", pack, loadtest_doc("t", "broken", rate=RATE))
+    done = run_cli(tmp_path, "-f", str(f), "--out", str(tmp_path / "out"))
+    assert done.returncode == 3, done.stdout + done.stderr
+    assert "modelpack run: error: server broken-s000" in done.stderr
+    assert "exited with code 2 before it was ready" in done.stderr
+    assert "--memory-budget: '0' is not a valid value" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert wait_gone(str(tiny_store)) == []
+
+
+def test_ctrl_c_prints_partial_results_and_stops_every_server(tiny_store: Path, tmp_path: Path) -> None:
+    f = write(
+        tmp_path / "all.yaml",
+        pack_doc("tiny", tiny_store.as_uri(), FLEET, per_server=2, port=any_free_port("127.0.0.1")),
+        loadtest_doc("long", "tiny", rate=RATE, duration="60s", warmup="0s"),
+    )
+    out = tmp_path / "out"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "modelpack.cli.main", "run", "-f", str(f), "--out", str(out)],
+        cwd=tmp_path,
+        env=_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        deadline = time.monotonic() + 90
+        for line in proc.stdout:
+            if "running LoadTest long" in line or time.monotonic() > deadline:
+                break
+        time.sleep(2.5)
+        assert len(pids_with(str(tiny_store))) == 2
+        proc.send_signal(signal.SIGINT)
+        stdout, stderr = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130, stdout + stderr
+    assert "stopping: draining in-flight requests" in stdout
+    status = _results(out)
+    assert status["phase"] == "Failed"
+    complete = next(c for c in status["conditions"] if c["type"] == "Complete")
+    assert complete["reason"] == "Interrupted"
+    assert 0 < status["results"]["requests"] < RATE * 60
+    assert "Interrupted by the user" in (out / "report.html").read_text()
+    assert wait_gone(str(tiny_store)) == []
+
+
+def test_against_a_running_server_discovers_models_from_the_repository_index(tiny_store: Path, tmp_path: Path) -> None:
+    port = any_free_port("127.0.0.1")
+    argv = [sys.executable, "-m", "modelpack.cli.main", "serve", "--store", tiny_store.as_uri()]
+    argv += ["--port", str(port), "--threads", "1", "--log-level", "warning"]
+    with ProcessGroup(log_dir=tmp_path / "logs") as group:
+        server = group.start("existing", argv)
+        deadline = time.monotonic() + 60
+        while not is_ready(f"http://127.0.0.1:{port}") and time.monotonic() < deadline:
+            assert server.alive(), server.log_tail()
+            time.sleep(0.2)
+        f = write(tmp_path / "lt.yaml", loadtest_doc("ext", "not-here", rate=RATE, slo=PASSING_SLO))
+        out = tmp_path / "out"
+        done = run_cli(tmp_path, "-f", str(f), "--endpoint", f"http://127.0.0.1:{port}/", "--out", str(out))
+        assert server.alive()  # `modelpack run` stops only what it started
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert f"found {len(FLEET)} models on 1 endpoint(s)" in done.stdout
+    status = _results(out)
+    assert status["results"]["successes"] == status["results"]["requests"] > 0
+    servers = json.loads((out / "servers.json").read_text())
+    assert servers[0]["models"] == FLEET
