@@ -21,7 +21,10 @@ def pack_doc(name: str = "bert", namespace: str = "ns", **spec: Any) -> dict[str
             "compute": {"type": "graviton"},
         },
     }
-    return deep_merge(base, {"spec": spec})
+    replaced = {k: spec.pop(k) for k in ("models", "store") if k in spec}  # one-of fields: replace, not merge
+    doc = deep_merge(base, {"spec": spec})
+    doc["spec"].update(replaced)
+    return doc
 
 
 def make_pack(name: str = "bert", namespace: str = "ns", uid: str = "uid-1", **spec: Any) -> ModelPack:

@@ -144,7 +144,7 @@ def test_s3_store_passes_uri_and_region() -> None:
 
 
 def test_pvc_store_mounts_the_claim_read_only() -> None:
-    dep = _deployment(store={"uri": "pvc://shared-models/bert", "region": None})
+    dep = _deployment(store={"uri": "pvc://shared-models/bert"})
     pod, container = _pod(dep), _container(dep)
     assert _arg(container, "--store") == "file:///models/bert"
     assert {"name": "model-store", "persistentVolumeClaim": {"claimName": "shared-models", "readOnly": True}} in pod[
@@ -154,7 +154,7 @@ def test_pvc_store_mounts_the_claim_read_only() -> None:
 
 
 def test_file_store_is_used_as_is() -> None:
-    container = _container(_deployment(store={"uri": "file:///opt/models", "region": None}))
+    container = _container(_deployment(store={"uri": "file:///opt/models"}))
     assert _arg(container, "--store") == "file:///opt/models"
 
 

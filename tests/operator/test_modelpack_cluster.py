@@ -1,0 +1,227 @@
+"""ModelPack reconciliation against the real control plane, with the operator running as a process.
+
+kwok marks scheduled pods Ready, so a server Deployment becomes available exactly when the scheduler
+finds a node for its pods: the arch selectors, taints and resources are exercised for real.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+import yaml
+
+from modelpack_operator import labels as L
+from modelpack_operator.kube import Kube
+from tests.cluster.controlplane import ControlPlane
+from tests.operator.factories import pack_doc
+from tests.operator.harness import OperatorProcess, condition, events_for, get_status, wait_until
+
+pytestmark = pytest.mark.cluster
+API = "modelpack.dev/v1alpha1"
+
+
+def _apply(cp: ControlPlane, namespace: str, doc: dict[str, Any]) -> Any:
+    return cp.kubectl("apply", "-n", namespace, "-f", "-", input=yaml.safe_dump(doc), check=False)
+
+
+def _servers(kube: Kube, namespace: str, pack: str) -> dict[str, dict[str, Any]]:
+    return {d["metadata"]["name"]: d for d in kube.list("apps/v1", "Deployment", namespace, L.pack_selector(pack))}
+
+
+def _ready(kube: Kube, namespace: str, name: str) -> dict[str, Any] | None:
+    status = get_status(kube, "ModelPack", namespace, name)
+    return status if status.get("phase") == "Ready" else None
+
+
+def test_pack_becomes_ready_with_servers_routes_and_true_status(
+    crds: ControlPlane, kube: Kube, namespace: str, start_operator: Callable[..., OperatorProcess]
+) -> None:
+    op = start_operator()
+    assert _apply(crds, namespace, pack_doc(namespace=namespace)).returncode == 0
+    status = wait_until(lambda: _ready(kube, namespace, "bert"), "pack Ready", op=op)
+    assert status["servers"] == 3 and status["readyServers"] == 3
+    assert status["models"] == 5 and status["readyModels"] == 5
+    assert status["routeTable"] == "bert-routes"
+    assert status["routes"]["model-00004"] == f"http://bert-s0002.{namespace}.svc.cluster.local:8080"
+    assert condition(status, "Ready")["status"] == "True"
+    assert condition(status, "Degraded")["status"] == "False"
+    assert status["observedGeneration"] == 1
+    servers = _servers(kube, namespace, "bert")
+    assert sorted(servers) == ["bert-s0000", "bert-s0001", "bert-s0002"]
+    pods = kube.list("v1", "Pod", namespace, f"{L.PACK}=bert")
+    nodes = {p["spec"]["nodeName"] for p in pods}
+    assert all(n.startswith("graviton") for n in nodes), nodes  # arm64 selector honoured by the real scheduler
+    services = kube.list("v1", "Service", namespace, L.pack_selector("bert"))
+    assert sorted(s["metadata"]["name"] for s in services) == sorted(servers)
+    reasons = {e["reason"] for e in events_for(kube, namespace, "bert")}
+    assert {"ServersCreated", "Ready"} <= reasons
+
+
+def test_reconcile_is_idempotent_no_writes_once_converged(
+    crds: ControlPlane, kube: Kube, namespace: str, start_operator: Callable[..., OperatorProcess]
+) -> None:
+    op = start_operator()
+    assert _apply(crds, namespace, pack_doc(namespace=namespace)).returncode == 0
+    wait_until(lambda: _ready(kube, namespace, "bert"), "pack Ready", op=op)
+
+    def versions() -> dict[str, str]:
+        objs = [
+            *kube.list("apps/v1", "Deployment", namespace),
+            *kube.list("v1", "Service", namespace),
+            *kube.list("v1", "ConfigMap", namespace, f"{L.PACK}=bert"),
+            *kube.list(API, "ModelPack", namespace),
+        ]
+        return {f"{o['kind']}/{o['metadata']['name']}": o["metadata"]["resourceVersion"] for o in objs}
+
+    before = versions()
+    resyncs = op.log().count("modelpack ")
+    wait_until(lambda: op.log().count("modelpack ") >= resyncs + 3, "three more reconciles", op=op)
+    assert versions() == before
+
+
+def test_density_change_repacks_and_deletes_servers_no_longer_needed(
+    crds: ControlPlane, kube: Kube, namespace: str, start_operator: Callable[..., OperatorProcess]
+) -> None:
+    op = start_operator()
+    assert _apply(crds, namespace, pack_doc(namespace=namespace)).returncode == 0
+    wait_until(lambda: _ready(kube, namespace, "bert"), "pack Ready", op=op)
+    assert _apply(crds, namespace, pack_doc(namespace=namespace, modelsPerServer=5)).returncode == 0
+    wait_until(lambda: list(_servers(kube, namespace, "bert")) == ["bert-s0000"], "servers 1 and 2 deleted", op=op)
+    status = wait_until(
+        lambda: (s := _ready(kube, namespace, "bert")) and s["observedGeneration"] == 2 and s, "repacked Ready", op=op
+    )
+    assert status["servers"] == 1 and status["readyModels"] == 5
+    args = _servers(kube, namespace, "bert")["bert-s0000"]["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert args[args.index("--models") + 1] == ",".join(f"model-{i:05d}" for i in range(5))
+    assert {e["reason"] for e in events_for(kube, namespace, "bert")} >= {"ServersDeleted", "ServersUpdated"}
+
+
+def test_adding_models_keeps_existing_models_on_their_servers(
+    crds: ControlPlane, kube: Kube, namespace: str, start_operator: Callable[..., OperatorProcess]
+) -> None:
+    op = start_operator()
+    names = ["a", "b", "c", "d"]
+    assert _apply(crds, namespace, pack_doc(namespace=namespace, models={"names": names})).returncode == 0
+    first = wait_until(lambda: _ready(kube, namespace, "bert"), "pack Ready", op=op)["routes"]
+    changed = pack_doc(namespace=namespace, models={"names": ["b", "c", "d", "e"]})
+    assert _apply(crds, namespace, changed).returncode == 0
+    second = wait_until(
+        lambda: (s := _ready(kube, namespace, "bert")) and s["observedGeneration"] == 2 and s["routes"],
+        "pack Ready after the change",
+        op=op,
+    )
+    assert {m: second[m] for m in ("b", "c", "d")} == {m: first[m] for m in ("b", "c", "d")}
+    assert second["e"] == first["a"]  # the new model fills the gap the removed one left
+
+
+def test_server_deleted_or_edited_by_hand_is_restored(
+    crds: ControlPlane, kube: Kube, namespace: str, start_operator: Callable[..., OperatorProcess]
+) -> None:
+    op = start_operator()
+    assert _apply(crds, namespace, pack_doc(namespace=namespace)).returncode == 0
+    wait_until(lambda: _ready(kube, namespace, "bert"), "pack Ready", op=op)
+    old_uid = _servers(kube, namespace, "bert")["bert-s0001"]["metadata"]["uid"]
+    crds.kubectl("delete", "deployment", "bert-s0001", "-n", namespace)
+    wait_until(
+        lambda: (d := _servers(kube, namespace, "bert").get("bert-s0001")) and d["metadata"]["uid"] != old_uid,
+        "bert-s0001 recreated",
+        op=op,
+    )
+    crds.kubectl("scale", "deployment", "bert-s0000", "-n", namespace, "--replicas=4")
+    wait_until(
+        lambda: _servers(kube, namespace, "bert")["bert-s0000"]["spec"]["replicas"] == 1, "replicas restored", op=op
+    )
+    wait_until(lambda: _ready(kube, namespace, "bert"), "pack Ready again", op=op)
+
+
+def test_operator_killed_mid_reconcile_converges_without_duplicates(
+    crds: ControlPlane, kube: Kube, namespace: str, start_operator: Callable[..., OperatorProcess]
+) -> None:
+    op = start_operator()
+    small = {"type": "x86", "resources": {"requests": {"cpu": "100m", "memory": "64Mi"}}}  # 40 pods fit 2 nodes
+    doc = pack_doc(namespace=namespace, models={"count": 40}, modelsPerServer=1, compute=small)
+    assert _apply(crds, namespace, doc).returncode == 0
+    wait_until(lambda: len(_servers(kube, namespace, "bert")) >= 1, "the first servers", op=op)
+    op.kill()
+    partial = len(_servers(kube, namespace, "bert"))
+    start_operator()
+    expected = [f"bert-s{i:04d}" for i in range(40)]
+    wait_until(lambda: sorted(_servers(kube, namespace, "bert")) == expected, "exactly the 40 servers")
+    status = wait_until(lambda: _ready(kube, namespace, "bert"), "pack Ready after restart", timeout=120)
+    assert status["servers"] == 40 and status["readyModels"] == 40
+    assert len(kube.list("v1", "Service", namespace, L.pack_selector("bert"))) == 40
+    assert partial <= 40
+
+
+def test_deleting_the_pack_garbage_collects_its_objects(
+    crds: ControlPlane, kube: Kube, namespace: str, start_operator: Callable[..., OperatorProcess]
+) -> None:
+    op = start_operator()
+    assert _apply(crds, namespace, pack_doc(namespace=namespace)).returncode == 0
+    wait_until(lambda: _ready(kube, namespace, "bert"), "pack Ready", op=op)
+    crds.kubectl("delete", "modelpack", "bert", "-n", namespace)
+    wait_until(
+        lambda: (
+            not _servers(kube, namespace, "bert")
+            and not kube.list("v1", "ConfigMap", namespace, f"{L.PACK}=bert")
+            and not kube.list("v1", "Service", namespace, L.pack_selector("bert"))
+        ),
+        "owned objects garbage-collected",
+        op=op,
+    )
+
+
+def test_missing_pvc_store_is_reported_as_degraded_with_an_event(
+    crds: ControlPlane, kube: Kube, namespace: str, start_operator: Callable[..., OperatorProcess]
+) -> None:
+    op = start_operator()
+    doc = pack_doc(namespace=namespace, store={"uri": "pvc://no-such-claim/fleet"})
+    assert _apply(crds, namespace, doc).returncode == 0
+    status = wait_until(
+        lambda: (s := get_status(kube, "ModelPack", namespace, "bert")).get("phase") == "Degraded" and s,
+        "pack Degraded",
+        op=op,
+    )
+    degraded = condition(status, "Degraded")
+    assert degraded["reason"] == "StoreUnavailable"
+    assert "no-such-claim" in degraded["message"] and "spec.store.uri" in degraded["message"]
+    warnings = [e for e in events_for(kube, namespace, "bert") if e["type"] == "Warning"]
+    assert any(e["reason"] == "StoreUnavailable" and "no-such-claim" in e["message"] for e in warnings)
+    assert op.alive()
+
+
+def test_duplicate_model_names_fail_the_pack_with_a_clear_reason(
+    crds: ControlPlane, kube: Kube, namespace: str, start_operator: Callable[..., OperatorProcess]
+) -> None:
+    op = start_operator()
+    assert _apply(crds, namespace, pack_doc(namespace=namespace, models={"names": ["a", "b", "a"]})).returncode == 0
+    status = wait_until(
+        lambda: (s := get_status(kube, "ModelPack", namespace, "bert")).get("phase") == "Failed" and s,
+        "pack Failed",
+        op=op,
+    )
+    assert condition(status, "Ready")["reason"] == "InvalidSpec"
+    assert "duplicate model names: a" in condition(status, "Ready")["message"]
+    assert not _servers(kube, namespace, "bert")
+    time.sleep(0)  # the operator stays up: no crash loop on a bad object
+    assert op.alive()
+
+
+@pytest.mark.parametrize(
+    ("spec", "named"),
+    [
+        ({"compute": {"type": "tpu"}}, "spec.compute.type"),
+        ({"modelsPerServer": 0}, "spec.modelsPerServer"),
+        ({"models": {"count": 3, "names": ["a"]}}, "set exactly one of models.names or models.count"),
+        ({"store": {"uri": "ftp://x"}}, "spec.store.uri"),
+    ],
+)
+def test_invalid_specs_are_refused_by_the_crd_schema(
+    crds: ControlPlane, namespace: str, spec: dict[str, Any], named: str
+) -> None:
+    result = _apply(crds, namespace, pack_doc(namespace=namespace, **spec))
+    assert result.returncode != 0
+    assert named in result.stderr
