@@ -225,7 +225,8 @@ def create_app(settings: Settings) -> FastAPI:
             decoded = decode_infer(doc, config)
             async with registry.use(model_name) as entry:
                 model, batcher = entry.model, entry.batcher
-                inputs = decoded.inputs if decoded.texts is None else model.tokenize(decoded.texts)
+                assert model is not None and batcher is not None  # READY and pinned
+                inputs = model.tokenize(decoded.texts) if decoded.texts is not None else decoded.inputs or []
                 outputs = await batcher.submit(inputs, batchable=config.max_batch_size > 0)
         except BadRequestError as err:
             raise ApiError(400, str(err)) from None

@@ -40,6 +40,8 @@ SIZES: dict[str, BertShape] = {
 
 
 class Embeddings(nn.Module):
+    position_ids: torch.Tensor
+
     def __init__(self, shape: BertShape) -> None:
         super().__init__()
         self.word = nn.Embedding(shape.vocab_size, shape.hidden)
