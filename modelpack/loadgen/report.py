@@ -18,11 +18,12 @@ def _latency_row(name: str, s: LatencySummary | None) -> list[str]:
 def render(outcome: LoadOutcome) -> Group:
     r = outcome.results
     parts: list[Table] = []
-    title = f"Load test ({outcome.mode}{', interrupted: partial results' if outcome.interrupted else ''})"
-    summary = Table(title=title, show_header=False)
+    summary = Table(title=f"Load test ({outcome.mode})", show_header=False)
     summary.add_column("figure")
     summary.add_column("value", justify="right")
     requested = "-" if r.requested_rate is None else f"{r.requested_rate:.1f}/s"
+    if outcome.interrupted:
+        summary.add_row("[yellow]status", "[yellow]interrupted: partial results")
     summary.add_row("measured window", f"{r.duration_seconds:.1f} s")
     summary.add_row("requests (successes / errors)", f"{r.requests} ({r.successes} / {r.errors})")
     summary.add_row("requested vs achieved rate", f"{requested} vs {r.achieved_rate:.1f}/s")

@@ -26,7 +26,7 @@ events = st.lists(
         st.sampled_from([None, None, None, "timeout", "http5xx", "connect"]),
         st.sampled_from([None, 503]),
     ),
-    max_size=40,
+    max_size=30,
 )
 
 
@@ -41,7 +41,7 @@ def _fill(tally: Tally, items: list[Event]) -> Tally:
     return tally
 
 
-@settings(max_examples=12, deadline=None)
+@settings(max_examples=8, deadline=None)
 @given(events, events)
 def test_merged_workers_equal_one_tally_over_the_union(left: list[Event], right: list[Event]) -> None:
     a, b = _fill(Tally(), left), _fill(Tally(), right)

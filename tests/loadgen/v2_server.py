@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import time
 from collections import Counter
 
@@ -64,7 +65,10 @@ def build_app(args: argparse.Namespace) -> web.Application:
         if name in args.fail_model:
             return web.json_response({"error": "model failed"}, status=500)
         return web.json_response(
-            {"model_name": name, "outputs": [{"name": "logits", "datatype": "FP32", "shape": [1, 2], "data": [0.1, 0.9]}]}
+            {
+                "model_name": name,
+                "outputs": [{"name": "logits", "datatype": "FP32", "shape": [1, 2], "data": [0.1, 0.9]}],
+            }
         )
 
     async def index(request: web.Request) -> web.Response:
@@ -101,10 +105,8 @@ def main() -> None:
     parser.add_argument("--stall-ms", type=float, default=1000.0)
     parser.add_argument("--serial-ms", type=float, default=0.0)
     parser.add_argument("--fail-model", action="append", default=[])
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(serve(parser.parse_args()))
-    except KeyboardInterrupt:
-        pass
 
 
 if __name__ == "__main__":
