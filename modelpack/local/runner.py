@@ -270,7 +270,7 @@ def run_local(opts: RunOptions, console: Console) -> RunReport:
     )
     console.print(out.results_table(loadtest.metadata.name, status))
     out.print_verdict(console, status)
-    report = write_results(out_dir, data)
+    report = write_results(out_dir, data, [o for o in (objs.pack, loadtest) if o is not None])
     console.print(f"results: {out_dir / 'results.json'}")
     console.print(f"report:  {report}")
     if load.interrupted:

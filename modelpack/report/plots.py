@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 from hdrh.histogram import HdrHistogram
+from matplotlib import rc_context
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
@@ -26,7 +27,9 @@ WIDTH, HEIGHT = 9.0, 3.0
 
 def _svg(fig: Figure) -> str:
     buf = io.StringIO()
-    fig.savefig(buf, format="svg", bbox_inches="tight")
+    # Fixed ids and no date: the same data renders the same bytes (reports diff cleanly, rebuilds are exact).
+    with rc_context({"svg.hashsalt": "modelpack"}):
+        fig.savefig(buf, format="svg", bbox_inches="tight", metadata={"Date": None})
     text = buf.getvalue()
     # Drop the XML prolog and DOCTYPE: the SVG is embedded in HTML.
     return re.sub(r"^.*?(<svg\b)", r"\1", text, count=1, flags=re.S)
@@ -74,7 +77,7 @@ def latency_over_time(timeline: Sequence[Mapping[str, Any]]) -> str | None:
     _scale(ax, "y", seen)
     ax.set_xlabel("seconds into the measured window")
     ax.set_ylabel("latency, ms")
-    ax.legend(loc="upper right", ncols=4, frameon=False)
+    ax.legend(loc="lower left", bbox_to_anchor=(0.0, 1.0), ncols=4, frameon=False)
     return _svg(fig)
 
 
@@ -91,7 +94,7 @@ def throughput_over_time(timeline: Sequence[Mapping[str, Any]]) -> str | None:
     ax.set_xlabel("seconds into the measured window")
     ax.set_ylabel("requests per second")
     ax.set_ylim(bottom=0)
-    ax.legend(loc="lower right", ncols=3, frameon=False)
+    ax.legend(loc="lower left", bbox_to_anchor=(0.0, 1.0), ncols=3, frameon=False)
     return _svg(fig)
 
 
@@ -191,7 +194,7 @@ def per_server_counters(servers: Mapping[str, Mapping[str, float]], names: Seque
     ax.set_xticks(x)
     ax.set_xticklabels(list(servers), fontsize=8)
     ax.set_ylabel("count")
-    ax.legend(loc="upper right", frameon=False, fontsize=8)
+    ax.legend(loc="lower left", bbox_to_anchor=(0.0, 1.0), ncols=len(names), frameon=False, fontsize=8)
     return _svg(fig)
 
 

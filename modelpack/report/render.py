@@ -9,7 +9,7 @@ from typing import Any
 from jinja2 import Environment, PackageLoader, select_autoescape
 from markupsafe import Markup
 
-from modelpack.report import plots
+from modelpack.report import counters, plots
 from modelpack.report.data import ReportData
 from modelpack.report.summary import status_rows, verdict_line
 
@@ -61,16 +61,16 @@ def _spec_summary(data: ReportData) -> list[tuple[str, str]]:
 def render_html(data: ReportData) -> str:
     results = data.status.results
     hist = plots.decode_histogram(results.histogram if results else None)
-    counters = _chart_counters(data)
+    chart_counters = _chart_counters(data)
     charts: dict[str, Any] = {
         "latency_over_time": plots.latency_over_time(data.timeline),
         "throughput_over_time": plots.throughput_over_time(data.timeline),
         "latency_histogram": plots.latency_histogram(hist),
         "percentile_spectrum": plots.percentile_spectrum(hist),
         "slowest_models": plots.slowest_models(results.per_model or []) if results else None,
-        "server_counters": plots.per_server_counters({s.name: s.metrics_delta() for s in data.servers}, counters),
+        "server_counters": plots.per_server_counters({s.name: s.metrics_delta() for s in data.servers}, chart_counters),
     }
-    counter_names = sorted({n for s in data.servers for n in s.metrics_end})
+    server_names, server_rows = counters.table(list(data.servers))
     template = _env.get_template("report.html.j2")
     return template.render(
         data=data,
@@ -80,7 +80,8 @@ def render_html(data: ReportData) -> str:
         spec_rows=_spec_summary(data),
         verdict=verdict_line(data.status),
         charts={k: Markup(v) if v else None for k, v in charts.items()},
-        counter_names=counter_names,
+        server_names=server_names,
+        server_rows=server_rows,
         per_model=sorted(results.per_model or [], key=lambda m: m.latency_ms.p99, reverse=True)[:20] if results else [],
     )
 
