@@ -57,12 +57,25 @@ class Server:
         self.port = port
         self.url = f"http://127.0.0.1:{port}"
         self._log = log.open("w")
-        self.proc = subprocess.Popen(list(argv), stdout=self._log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})})
+        self.proc = subprocess.Popen(
+            list(argv), stdout=self._log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})}
+        )
 
     @classmethod
     def modelpack(cls, store: Path, *flags: str, log: Path) -> Server:
         port = free_port()
-        argv = [sys.executable, "-m", "model_server", "--store", str(store), "--port", str(port), "--log-level", "warning", *flags]
+        argv = [
+            sys.executable,
+            "-m",
+            "model_server",
+            "--store",
+            str(store),
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+            *flags,
+        ]
         return cls(argv, port, log)
 
     def wait_ready(self, path: str = "/v2/health/ready", timeout: float = 180) -> None:
@@ -173,11 +186,12 @@ async def closed_loop(
                 counts["sent"] += 1
                 started = time.perf_counter()
                 try:
-                    async with session.post(f"{url}/v2/models/{model}/infer", data=body,
-                                            headers={"content-type": "application/json"}) as resp:
+                    async with session.post(
+                        f"{url}/v2/models/{model}/infer", data=body, headers={"content-type": "application/json"}
+                    ) as resp:
                         await resp.read()
                         good = resp.status == 200
-                except aiohttp.ClientError:
+                except (TimeoutError, aiohttp.ClientError):
                     good = False
                 if good:
                     counts["ok"] += 1
@@ -211,11 +225,12 @@ async def open_loop(
 
         async def one(model: str, scheduled: float) -> None:
             try:
-                async with session.post(f"{url}/v2/models/{model}/infer", data=body,
-                                        headers={"content-type": "application/json"}) as resp:
+                async with session.post(
+                    f"{url}/v2/models/{model}/infer", data=body, headers={"content-type": "application/json"}
+                ) as resp:
                     await resp.read()
                     good = resp.status == 200
-            except (aiohttp.ClientError, asyncio.TimeoutError):
+            except (TimeoutError, aiohttp.ClientError):
                 good = False
             if good:
                 counts["ok"] += 1

@@ -7,13 +7,13 @@ app can be built anywhere (tests, uvicorn factory) without touching disk or torc
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from typing import Any
 
+import orjson
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -40,7 +40,8 @@ class ApiError(Exception):
 
 
 def _json(doc: Any, status: int = 200) -> Response:
-    return Response(json.dumps(doc, separators=(",", ":")).encode(), status_code=status, media_type="application/json")
+    body = orjson.dumps(doc, option=orjson.OPT_SERIALIZE_NUMPY)
+    return Response(body, status_code=status, media_type="application/json")
 
 
 async def read_body(request: Request, limit: int) -> bytes:
