@@ -165,7 +165,13 @@ def run_loadtest(loadtest: LoadTest, routes: dict[str, str], console: Console) -
             for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.remove_signal_handler(sig)
 
-    outcome = asyncio.run(main())
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        outcome = asyncio.run(main())
+    finally:
+        # asyncio resets the handlers it removes to the defaults; put back the runner's SIGTERM clean-up.
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     if outcome is not None:
         run.interrupted = run.interrupted or bool(outcome.interrupted)
         run.results = outcome.results

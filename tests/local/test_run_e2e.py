@@ -30,7 +30,7 @@ PASSING_SLO = {"p99LatencyMs": 5000, "maxErrorRate": 0}
 
 
 def _env() -> dict[str, str]:
-    return {**os.environ, "COLUMNS": "200", "TERM": "dumb", "NO_COLOR": "1"}
+    return {**os.environ, "COLUMNS": "200", "TERM": "dumb", "NO_COLOR": "1", "PYTHONUNBUFFERED": "1"}
 
 
 def run_cli(cwd: Path, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
@@ -138,7 +138,10 @@ def test_server_that_cannot_start_is_named_with_its_log_and_nothing_is_left(tiny
     assert wait_gone(str(tiny_store)) == []
 
 
-def test_ctrl_c_prints_partial_results_and_stops_every_server(tiny_store: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_interrupt_prints_partial_results_and_stops_every_server(
+    sig: signal.Signals, tiny_store: Path, tmp_path: Path
+) -> None:
     f = write(
         tmp_path / "all.yaml",
         pack_doc("tiny", tiny_store.as_uri(), FLEET, per_server=2, port=any_free_port("127.0.0.1")),
@@ -161,7 +164,7 @@ def test_ctrl_c_prints_partial_results_and_stops_every_server(tiny_store: Path, 
                 break
         time.sleep(2.5)
         assert len(pids_with(str(tiny_store))) == 2
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(sig)
         stdout, stderr = proc.communicate(timeout=60)
     finally:
         proc.kill()
