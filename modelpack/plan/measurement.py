@@ -39,6 +39,9 @@ ACCELERATOR_RESOURCE = {"inferentia": NEURON_RESOURCE, "gpu": GPU_RESOURCE}
 _MI = 2**20
 
 
+RESULTS_FILE = "results.json"
+
+
 class MeasurementError(ValueError):
     """Results that cannot be used to size a fleet; the message names the file and the reason."""
 
@@ -146,6 +149,24 @@ def _collect(doc: Any, found: _Found) -> None:
         found.servers = len(servers)
     elif isinstance(servers, int) and not isinstance(servers, bool) and servers > 0:
         found.servers = servers
+
+
+def _collect_run_dir(results: Path, found: _Found) -> None:
+    """Next to a `modelpack run` results.json: objects.yaml (the ModelPack and LoadTest) and servers.json."""
+    if results.name != RESULTS_FILE:
+        return
+    objects = results.with_name("objects.yaml")
+    if objects.exists() and not found.packs:
+        for doc in _load_docs(objects):
+            if isinstance(doc, dict) and doc.get("kind") == "ModelPack":
+                found.packs.append(doc)
+            elif isinstance(doc, dict) and doc.get("kind") == "LoadTest" and not found.loadtests:
+                found.loadtests.append({k: v for k, v in doc.items() if k != "status"})
+    servers = results.with_name("servers.json")
+    if servers.exists() and found.servers is None:
+        docs = _load_docs(servers)
+        if docs and isinstance(docs[0], list) and docs[0]:
+            found.servers = len(docs[0])
 
 
 def _load_docs(path: Path) -> list[Any]:
@@ -262,10 +283,15 @@ def server_shape_of(pack: ModelPack) -> ServerShape:
 def read_measurement(path: str | Path, bounds: SloBounds | None = None) -> Measurement:
     """The SLO-meeting throughput in one results file, with what the file says about the pack behind it."""
     p = Path(path)
+    if p.is_dir():
+        p = p / RESULTS_FILE
+        if not p.exists():
+            raise MeasurementError(f"{p.parent}: no {RESULTS_FILE} in this directory (a `modelpack run` results dir?)")
     bounds = bounds or SloBounds()
     found = _Found()
     for doc in _load_docs(p):
         _collect(doc, found)
+    _collect_run_dir(p, found)
     if len(found.loadtests) > 1:
         raise MeasurementError(f"{p}: holds {len(found.loadtests)} LoadTests; pass one file per result")
     throughput, basis = _accepted_throughput(_status(found, str(p)), bounds, str(p))

@@ -164,3 +164,23 @@ def test_console_script_runs() -> None:
     )
     assert proc.returncode == 2
     assert "one of the arguments --results --rps-per-server is required" in proc.stderr
+
+
+LOCAL_RUN = FIXTURES / "local-run"
+
+
+def test_local_run_directory(capsys: pytest.CaptureFixture[str]) -> None:
+    # results.json is the bare status; objects.yaml says x86, 1 thread, 1Gi budget; servers.json lists 3 servers.
+    for given in (LOCAL_RUN, LOCAL_RUN / "results.json"):
+        out = plan_json(capsys, "--results", str(given), "--models", "480", "--target-rps", "1000")
+        inputs = out["inputs"]
+        assert inputs["rpsPerServer"] == pytest.approx(100.0)
+        assert inputs["compute"] == "x86"
+        assert inputs["server"] == {"cpu_millicores": 1000, "memory_bytes": (1024 + 512) * 2**20, "accelerators": 0}
+        # 480/16 = 30 servers, 1000/30 = 33.3 req/s each < 100: one replica each.
+        assert out["options"][0]["server_pods"] == 30
+
+
+def test_directory_without_results(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    err = error_of(capsys, "--results", str(tmp_path), "--models", "1", "--target-rps", "1")
+    assert "no results.json in this directory" in err
