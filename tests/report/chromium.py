@@ -66,4 +66,5 @@ def assert_real_page(image: Image.Image) -> None:
     distinct = len(colours) if colours is not None else 1 << 20
     assert distinct > 50, f"screenshot has only {distinct} colours: the page did not render"
     lo, hi = image.convert("L").getextrema()
+    assert isinstance(lo, int) and isinstance(hi, int)
     assert hi - lo > 100, "screenshot has no contrast: the page did not render"

@@ -154,5 +154,7 @@ def test_report_renders_in_headless_chromium(tmp_path: Path) -> None:
     image = screenshot(page, tmp_path / "shot.png")
     assert_real_page(image)
     # The verdict banner is at the top and red for a missed SLO.
-    r, g, b = image.getpixel((60, 130))
+    pixel = image.getpixel((60, 130))
+    assert isinstance(pixel, tuple)
+    r, g, b = pixel[:3]
     assert r > 180 and g < 90 and b < 90, (r, g, b)
