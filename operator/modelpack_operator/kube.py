@@ -128,6 +128,12 @@ class Kube:
                 return None
             raise
 
+    def replace(self, obj: Mapping[str, Any]) -> dict[str, Any] | None:
+        """PUT (update) an existing object; ``metadata.resourceVersion`` guards against lost updates."""
+        meta = obj["metadata"]
+        path = path_of(obj["apiVersion"], obj["kind"], meta.get("namespace"), meta["name"])
+        return self._call("PUT", path, body=dict(obj), query=[("fieldManager", self.field_manager)])
+
     def get(self, api_version: str, kind: str, namespace: str | None, name: str) -> dict[str, Any] | None:
         return self._call("GET", path_of(api_version, kind, namespace, name))
 

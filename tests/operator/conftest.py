@@ -14,40 +14,18 @@ from tests.cluster.controlplane import ControlPlane
 from tests.operator.harness import ROOT, OperatorProcess, kube_for
 
 
-def _openapi_v3_bounds(node: Any) -> Any:
-    """JSON-Schema-2020 numeric ``exclusiveMinimum: N`` as Kubernetes' OpenAPI v3 wants it (minimum + boolean).
-
-    TEMPORARY: the generated CRDs carry the 2020 form, which the API server refuses; the API owner is told.
-    Remove once ``modelpack crds generate`` emits the v3 form (the plain apply then works unchanged).
-    """
-    if isinstance(node, list):
-        return [_openapi_v3_bounds(n) for n in node]
-    if not isinstance(node, dict):
-        return node
-    out = {k: _openapi_v3_bounds(v) for k, v in node.items()}
-    for bound, plain in (("exclusiveMinimum", "minimum"), ("exclusiveMaximum", "maximum")):
-        if isinstance(out.get(bound), int | float) and not isinstance(out.get(bound), bool):
-            out[plain] = out.pop(bound)
-            out[bound] = True
-    return out
-
-
 def _install_crd(cp: ControlPlane, path: Path) -> None:
-    doc = _openapi_v3_bounds(yaml.safe_load(path.read_text()))
-    cp.kubectl("apply", "--server-side", "--force-conflicts", "-f", "-", input=yaml.safe_dump(doc))
-    cp.kubectl("wait", "--for=condition=Established", "--timeout=60s", f"crd/{doc['metadata']['name']}")
+    cp.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(path))
+    name = yaml.safe_load(path.read_text())["metadata"]["name"]
+    cp.kubectl("wait", "--for=condition=Established", "--timeout=60s", f"crd/{name}")
 
 
 @pytest.fixture(scope="session")
 def crds(control_plane: ControlPlane) -> ControlPlane:
+    """Both CRDs, as generated (the operator watches both kinds)."""
     _install_crd(control_plane, ROOT / "crds" / "modelpack.dev_modelpacks.yaml")
+    _install_crd(control_plane, ROOT / "crds" / "modelpack.dev_loadtests.yaml")
     return control_plane
-
-
-@pytest.fixture(scope="session")
-def loadtest_crd(crds: ControlPlane) -> ControlPlane:
-    _install_crd(crds, ROOT / "crds" / "modelpack.dev_loadtests.yaml")
-    return crds
 
 
 @pytest.fixture

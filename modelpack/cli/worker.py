@@ -1,0 +1,36 @@
+"""`modelpack worker`: one LoadTest worker, as the operator's Job runs it (all input from the environment).
+
+Run by hand only to reproduce a Job pod: set the variables the Job's pod template shows
+(``kubectl get job <loadtest>-load -o yaml``), mount the route table, and point KUBECONFIG at the cluster.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+
+from modelpack.cli.errors import CliError
+
+
+def register(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--kubeconfig", help="kubeconfig when not running in a pod (default: $KUBECONFIG)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from modelpack_operator.kube import Kube, KubeError, load_api_client
+    from modelpack_operator.worker import run_worker
+    from modelpack_operator.workerenv import WorkerEnvError, from_env
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        cfg = from_env()
+    except WorkerEnvError as err:
+        raise CliError(str(err)) from None
+    try:
+        kube = Kube(load_api_client(args.kubeconfig), field_manager="modelpack-worker")
+    except Exception as err:  # kubernetes.config raises several types for missing credentials
+        raise CliError(f"cannot load Kubernetes credentials: {err}", exit_code=1) from None
+    try:
+        return run_worker(cfg, kube)
+    except KubeError as err:
+        raise CliError(str(err), exit_code=1) from None
