@@ -22,7 +22,7 @@ from typing import Any
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from modelpack.api.loadtest import LoadTest, Results, SloVerdict, SweepResult
+from modelpack.api.loadtest import Cost, LoadTest, Results, SloVerdict, SweepResult
 from modelpack.api.modelpack import ModelPack
 from modelpack.local import console as out
 from modelpack.local.discovery import discover
@@ -117,10 +117,6 @@ def build_models(store: LocalStore, names: Sequence[str], opts: RunOptions, cons
         )
 
 
-def _timeline_dicts(timeline: Sequence[Any]) -> list[dict[str, Any]]:
-    return [b.to_dict() if hasattr(b, "to_dict") else dict(b) for b in timeline]
-
-
 @dataclass
 class LoadRun:
     results: Results | None = None
@@ -175,8 +171,8 @@ def run_loadtest(loadtest: LoadTest, routes: dict[str, str], console: Console) -
     if outcome is not None:
         run.interrupted = run.interrupted or bool(outcome.interrupted)
         run.results = outcome.results
-        run.sweep = getattr(outcome, "sweep", None)
-        run.timeline = _timeline_dicts(getattr(outcome, "timeline", []) or [])
+        run.sweep = outcome.sweep
+        run.timeline = [bucket.to_dict() for bucket in outcome.timeline]
     return run
 
 
@@ -188,7 +184,7 @@ def evaluate(loadtest: LoadTest, results: Results | None) -> SloVerdict | None:
     return evaluate_slo(loadtest.spec.slo, results)
 
 
-def _cost(opts: RunOptions, results: Results | None) -> Any:
+def _cost(opts: RunOptions, results: Results | None) -> Cost | None:
     if opts.price_per_hour is None or results is None:
         return None
     from modelpack.cost import local_cost
@@ -210,6 +206,32 @@ def _server_infos(
         )
         for s in servers
     ]
+
+
+def _endpoint_infos(
+    routes: dict[str, str], start: dict[str, dict[str, float]], end: dict[str, dict[str, float]]
+) -> list[ServerInfo]:
+    urls = list(dict.fromkeys(routes.values()))
+    return [
+        ServerInfo(
+            name=url,
+            url=url,
+            models=[m for m, u in routes.items() if u == url],
+            metrics_start=start.get(url, {}),
+            metrics_end=end.get(url, {}),
+        )
+        for url in urls
+    ]
+
+
+def _servers_that_died(servers: Sequence[LocalServer]) -> list[str]:
+    """A server that crashed mid-run explains a wall of connect errors: say which, with its last words."""
+    notes = []
+    for s in servers:
+        if not s.process.alive():
+            tail = s.process.log_tail(5).replace("\n", " | ")
+            notes.append(f"server {s.name} exited with code {s.process.exit_code()} during the run: {tail}")
+    return notes
 
 
 def _scrape_all(targets: dict[str, str]) -> dict[str, dict[str, float]]:
@@ -238,6 +260,10 @@ def run_local(opts: RunOptions, console: Console) -> RunReport:
         console.print(f"running LoadTest {loadtest.metadata.name} (Ctrl-C stops it and keeps what was measured)")
         load = run_loadtest(loadtest, routes, console)
         metrics_end = _scrape_all(targets)
+        died = _servers_that_died(servers)
+    for note in died:
+        console.print(f"warning: {note}", style="bold red")
+    notes += died
     if load.interrupted:
         notes.append("Interrupted by the user: results cover only part of the planned run.")
     finished = datetime.now(UTC)
@@ -251,20 +277,10 @@ def run_local(opts: RunOptions, console: Console) -> RunReport:
         cost=_cost(opts, load.results),
         interrupted=load.interrupted,
     )
-    infos = (
-        _server_infos(servers, metrics_start, metrics_end)
-        if servers
-        else [
-            ServerInfo(
-                name=url,
-                url=url,
-                models=[m for m, u in routes.items() if u == url],
-                metrics_start=metrics_start.get(url, {}),
-                metrics_end=metrics_end.get(url, {}),
-            )
-            for url in targets
-        ]
-    )
+    if servers:
+        infos = _server_infos(servers, metrics_start, metrics_end)
+    else:
+        infos = _endpoint_infos(routes, metrics_start, metrics_end)
     data = ReportData(
         loadtest=loadtest,
         status=status,
