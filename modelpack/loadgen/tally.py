@@ -51,6 +51,7 @@ class Tally:
     errors: int = 0
     late_sends: int = 0
     dropped: int = 0
+    last_send_s: float = 0.0
     errors_by_class: dict[str, int] = field(default_factory=lambda: dict.fromkeys(ERROR_CLASSES, 0))
     errors_by_status: dict[str, int] = field(default_factory=dict)
     latency: HdrHistogram = field(default_factory=h.new_histogram)
@@ -71,6 +72,11 @@ class Tally:
         if entry is None:
             entry = self.per_model[model] = ModelTally()
         return entry
+
+    def note_send(self, t_send_rel: float) -> None:
+        """When a measured request actually left, relative to the window start (for the achieved rate)."""
+        if t_send_rel > self.last_send_s:
+            self.last_send_s = t_send_rel
 
     def _sent(self, delay_s: float) -> None:
         self.requests += 1
@@ -129,6 +135,7 @@ class Tally:
                 "workers must run the same spec"
             )
         self.duration_seconds = max(self.duration_seconds, other.duration_seconds)
+        self.last_send_s = max(self.last_send_s, other.last_send_s)
         if self.planned_requests is None or other.planned_requests is None:
             self.planned_requests = None
         else:
@@ -164,6 +171,7 @@ class Tally:
             "errors": self.errors,
             "lateSends": self.late_sends,
             "dropped": self.dropped,
+            "lastSendSeconds": self.last_send_s,
             "errorsByClass": dict(self.errors_by_class),
             "errorsByStatus": dict(self.errors_by_status),
             "histogram": h.encode(self.latency),
@@ -191,6 +199,7 @@ class Tally:
                 errors=int(data["errors"]),
                 late_sends=int(data["lateSends"]),
                 dropped=int(data.get("dropped", 0)),
+                last_send_s=float(data.get("lastSendSeconds", 0.0)),
                 errors_by_class={**dict.fromkeys(ERROR_CLASSES, 0), **data["errorsByClass"]},
                 errors_by_status=dict(data["errorsByStatus"]),
                 latency=h.decode(data["histogram"]),

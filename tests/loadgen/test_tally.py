@@ -133,3 +133,15 @@ def test_merge_refuses_mixed_modes_and_nothing() -> None:
         merge_outcomes([])
     with pytest.raises(ValueError, match="format version"):
         LoadOutcome.from_json({"version": 99})
+
+
+def test_a_lagging_generator_reports_a_lower_achieved_rate() -> None:
+    """100 sends scheduled in a 1 s window but the last one left at 1.25 s: achieved is 80/s, not 100/s."""
+    tally = Tally(duration_seconds=1.0, planned_requests=100.0)
+    for i in range(100):
+        lag = 0.26 * i / 99  # falling further behind; the last send is due at 0.99 s and leaves at 1.25 s
+        tally.note_send(i / 100 + lag)
+        tally.record_success("m", i / 100, 0.001 + lag, 0.001, lag)
+    r = results_from(tally)
+    assert r.requested_rate == 100.0
+    assert r.achieved_rate == 80.0
