@@ -65,24 +65,25 @@ class Pool:
         return None
 
 
-def _caps(cpu: str, memory: str, pods: str = "110", **extended: str) -> Mapping[str, str]:
+def _caps(cpu: str, memory: str, pods: str, **extended: str) -> Mapping[str, str]:
     return MappingProxyType({"cpu": cpu, "memory": memory, "pods": pods, **extended})
 
 
-GRAVITON = Pool(name="graviton", arch="arm64", instance_type="c7g.4xlarge", capacity=_caps("16", "32Gi"))
-X86 = Pool(name="x86", arch="amd64", instance_type="c6i.4xlarge", capacity=_caps("16", "32Gi"))
+# Pod limits are EKS's VPC-CNI max-pods for the instance type (eni-max-pods.txt), not the kubelet's 110.
+GRAVITON = Pool(name="graviton", arch="arm64", instance_type="c7g.4xlarge", capacity=_caps("16", "32Gi", "234"))
+X86 = Pool(name="x86", arch="amd64", instance_type="c6i.4xlarge", capacity=_caps("16", "32Gi", "234"))
 INFERENTIA = Pool(
     name="inferentia",
     arch="amd64",
     instance_type="inf2.xlarge",
-    capacity=_caps("4", "16Gi", **{NEURON_RESOURCE: "1"}),
+    capacity=_caps("4", "16Gi", "58", **{NEURON_RESOURCE: "1"}),
     taints=(Taint(key=NEURON_RESOURCE, effect="NoSchedule"),),
 )
 GPU = Pool(
     name="gpu",
     arch="amd64",
     instance_type="g5.xlarge",
-    capacity=_caps("4", "16Gi", **{GPU_RESOURCE: "1"}),
+    capacity=_caps("4", "16Gi", "58", **{GPU_RESOURCE: "1"}),
     taints=(Taint(key=GPU_RESOURCE, effect="NoSchedule"),),
 )
 

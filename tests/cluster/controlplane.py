@@ -95,7 +95,7 @@ class ControlPlane:
         if self._started:
             raise ControlPlaneError("control plane already started")
         began = time.monotonic()
-        bins = self._binaries or ensure_binaries()
+        bins = self._binaries = self._binaries or ensure_binaries()
         self.workdir = self._given_workdir or Path(tempfile.mkdtemp(prefix="modelpack-cp-"))
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.pki_dir = self.workdir / "pki"

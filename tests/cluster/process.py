@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import socket
 import subprocess
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +24,19 @@ def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def _die_with_parent() -> list[str]:
+    """A ``setpriv --pdeathsig`` prefix so components die with the harness even if it is SIGKILLed.
+
+    Without it, a test run stopped by ``timeout`` (SIGTERM skips atexit) would leave an apiserver,
+    etcd and controllers spinning on a shared machine. Linux delivers the signal when the *thread*
+    that spawned the child exits, so it is only used from the main thread.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return []
+    setpriv = shutil.which("setpriv")
+    return [setpriv, "--pdeathsig", "KILL"] if setpriv else []
 
 
 @dataclass
@@ -38,7 +53,7 @@ class Component:
         self._log.write(("$ " + " ".join(self.argv) + "\n").encode())
         self._log.flush()
         self.popen = subprocess.Popen(
-            self.argv,
+            _die_with_parent() + self.argv,
             cwd=self.cwd,
             stdin=subprocess.DEVNULL,
             stdout=self._log,

@@ -19,7 +19,7 @@ def test_graviton_node_is_arm64_c7g_with_eks_labels() -> None:
     assert labels["type"] == "kwok"
     assert labels["topology.kubernetes.io/zone"] == "us-west-2b"
     assert node["metadata"]["annotations"]["kwok.x-k8s.io/node"] == "fake"
-    assert node["status"]["capacity"] == {"cpu": "16", "memory": "32Gi", "pods": "110"}
+    assert node["status"]["capacity"] == {"cpu": "16", "memory": "32Gi", "pods": "234"}
     assert node["status"]["allocatable"] == node["status"]["capacity"]
     assert node["status"]["nodeInfo"]["architecture"] == "arm64"
     assert "taints" not in node["spec"]
@@ -39,6 +39,7 @@ def test_accelerator_nodes_expose_their_device_and_are_tainted(pool: str, resour
     assert node["status"]["capacity"][resource] == "1"
     assert node["status"]["capacity"]["cpu"] == "4"
     assert node["status"]["capacity"]["memory"] == "16Gi"
+    assert node["status"]["capacity"]["pods"] == "58"
     assert node["metadata"]["labels"]["node.kubernetes.io/instance-type"] == instance
     assert node["spec"]["taints"] == [{"key": resource, "effect": "NoSchedule"}]
     assert get_pool(pool).accelerator_resource() == resource
