@@ -1,0 +1,112 @@
+"""Conditions keep lastTransitionTime while their status holds; pack status from Deployment availability."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from modelpack.placement import place
+from modelpack_operator.reconcile.pack_status import (
+    PackObservation,
+    ServerHealth,
+    compute_status,
+    deployment_health,
+)
+from modelpack_operator.status import Cond, merge_conditions
+
+T0, T1 = "2026-01-01T00:00:00Z", "2026-01-01T01:00:00Z"
+
+
+def test_transition_time_moves_only_when_status_changes() -> None:
+    first = merge_conditions(None, [Cond("Ready", False, "ServersNotReady", "0/1")], 1, now=T0)
+    same = merge_conditions(first, [Cond("Ready", False, "ServersNotReady", "0/1 still")], 2, now=T1)
+    flipped = merge_conditions(same, [Cond("Ready", True, "AllServersReady", "1/1")], 2, now=T1)
+    assert first[0]["lastTransitionTime"] == T0
+    assert same[0]["lastTransitionTime"] == T0 and same[0]["message"] == "0/1 still"
+    assert same[0]["observedGeneration"] == 2
+    assert flipped[0]["lastTransitionTime"] == T1 and flipped[0]["status"] == "True"
+
+
+def _deployment(
+    generation: int = 1,
+    observed: int = 1,
+    available: int = 1,
+    updated: int = 1,
+    replicas: int = 1,
+    conditions: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    return {
+        "metadata": {"name": "p-s0000", "generation": generation},
+        "status": {
+            "observedGeneration": observed,
+            "availableReplicas": available,
+            "updatedReplicas": updated,
+            "replicas": replicas,
+            "conditions": conditions or [],
+        },
+    }
+
+
+def test_a_server_is_ready_only_when_the_current_spec_is_fully_available() -> None:
+    assert deployment_health(_deployment(), 1).ready
+    assert not deployment_health(_deployment(generation=2), 1).ready  # spec change not yet observed
+    assert not deployment_health(_deployment(available=0), 1).ready
+    assert not deployment_health(_deployment(replicas=2), 1).ready  # an old pod still around
+    assert not deployment_health(None, 1).ready
+    stuck = _deployment(conditions=[{"type": "Progressing", "reason": "ProgressDeadlineExceeded", "message": "slow"}])
+    assert deployment_health(stuck, 1).failure == "p-s0000: slow"
+
+
+def _observe(ready: list[bool], previous: dict[str, Any] | None = None, **kw: Any) -> dict[str, Any]:
+    placement = place([f"m{i}" for i in range(2 * len(ready))], 2)
+    health = {
+        i: ServerHealth(ready=r, rolling=not r and kw.pop("rolling", True), failure=None) for i, r in enumerate(ready)
+    }
+    obs = PackObservation(
+        generation=3,
+        placement=placement,
+        health=health,
+        replicas=1,
+        route_table="p-routes",
+        routes=None,
+        previous=previous or {},
+        **kw,
+    )
+    return compute_status(obs, now=T0)
+
+
+def _cond(status: dict[str, Any], type_: str) -> dict[str, Any]:
+    return next(c for c in status["conditions"] if c["type"] == type_)
+
+
+def test_all_servers_ready_makes_the_pack_ready_with_counts() -> None:
+    status = _observe([True, True])
+    assert status["phase"] == "Ready"
+    assert (status["servers"], status["readyServers"], status["models"], status["readyModels"]) == (2, 2, 4, 4)
+    assert _cond(status, "Ready")["status"] == "True"
+    assert _cond(status, "Progressing")["status"] == "False"
+    assert _cond(status, "Degraded")["status"] == "False"
+
+
+def test_rolling_out_is_progressing_and_counts_only_ready_models() -> None:
+    status = _observe([True, False])
+    assert status["phase"] == "Progressing"
+    assert status["readyModels"] == 2
+    assert _cond(status, "Ready")["message"] == "1/2 servers ready, 2/4 models servable"
+
+
+def test_losing_a_server_after_ready_without_rollout_is_degraded() -> None:
+    status = _observe([True, False], previous={"phase": "Ready"}, rolling=False)
+    assert status["phase"] == "Degraded"
+    assert _cond(status, "Degraded")["reason"] == "ServersUnavailable"
+
+
+def test_store_problem_and_invalid_spec() -> None:
+    degraded = _observe([False], store_problem="claim x missing")
+    assert degraded["phase"] == "Degraded"
+    assert _cond(degraded, "Degraded")["message"] == "claim x missing"
+    failed = compute_status(
+        PackObservation(3, None, {}, 1, "p-routes", None, {}, problem=("InvalidSpec", "duplicate model names: a")),
+        now=T0,
+    )
+    assert failed["phase"] == "Failed"
+    assert _cond(failed, "Ready")["reason"] == "InvalidSpec"
