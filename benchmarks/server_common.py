@@ -98,6 +98,11 @@ class Server:
                 return int(line.split()[1]) * 1024
         return 0
 
+    def cpu_seconds(self) -> float:
+        """User + system CPU time of the server process so far (from /proc): robust to other processes' load."""
+        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def stop(self) -> None:
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
@@ -128,8 +133,9 @@ def tensor_request(rows: int, seq_len: int, vocab: int = 1000, seed: int = 0) ->
     return json.dumps(body).encode()
 
 
-def raw_throughput(model_dir: Path, batch: int, seq_len: int, threads: int, seconds: float) -> float:
-    """Rows/s of the same TorchScript model called in-process in a loop: the ceiling the server is compared to."""
+def raw_throughput(model_dir: Path, batch: int, seq_len: int, threads: int, seconds: float) -> tuple[float, float]:
+    """Rows/s and CPU ms/row of the same TorchScript model called in-process in a loop: the ceiling the server is
+    compared to."""
     import torch
 
     torch.set_num_threads(threads)
@@ -139,11 +145,11 @@ def raw_throughput(model_dir: Path, batch: int, seq_len: int, threads: int, seco
     with torch.inference_mode():
         for _ in range(5):
             module(ids, mask)
-        done, started = 0, time.perf_counter()
+        done, started, cpu = 0, time.perf_counter(), time.process_time()
         while (elapsed := time.perf_counter() - started) < seconds and done < 10_000_000:
             module(ids, mask)
             done += batch
-    return done / elapsed
+    return done / elapsed, (time.process_time() - cpu) * 1000 / done
 
 
 @dataclass

@@ -64,9 +64,15 @@ def main() -> int:
     build_s = time.perf_counter() - started
     print(f"machine: {machine()}; date: {utc_now()}")
     print(f"store: built {len(built.built)}, reused {len(built.reused)} in {build_s:.1f} s", flush=True)
-    results: dict[str, object] = {"models": args.models, "size": args.size, "budget": args.budget,
-                                  "machine": machine(), "date": utc_now(), "build_seconds": build_s,
-                                  "built": len(built.built)}
+    results: dict[str, object] = {
+        "models": args.models,
+        "size": args.size,
+        "budget": args.budget,
+        "machine": machine(),
+        "date": utc_now(),
+        "build_seconds": build_s,
+        "built": len(built.built),
+    }
     work = Path(args.work)
     common = ["--threads", str(args.threads), "--memory-budget", args.budget, "--max-queue-delay-ms", "2"]
 
@@ -81,8 +87,11 @@ def main() -> int:
         time.sleep(1)
         rss_all = server.rss_bytes()
         per_model = (rss_all - rss_one) / max(1, args.models - 1)
-        print(f"RSS idle: 1 model registered {rss_one / 2**20:.1f} MiB, {args.models} registered "
-              f"{rss_all / 2**20:.1f} MiB -> {per_model / 1024:.1f} KiB per registered model", flush=True)
+        print(
+            f"RSS idle: 1 model registered {rss_one / 2**20:.1f} MiB, {args.models} registered "
+            f"{rss_all / 2**20:.1f} MiB -> {per_model / 1024:.1f} KiB per registered model",
+            flush=True,
+        )
         results.update(rss_one_registered=rss_one, rss_all_registered=rss_all, idle_bytes_per_model=per_model)
 
         # Cold loads: explicit loads of models never loaded before, one at a time, timed at the client.
@@ -96,8 +105,11 @@ def main() -> int:
         cold_s = time.perf_counter() - t0
         results["cold_load_ms"] = {q: cold.get_value_at_percentile(q) / 1000 for q in (50, 90, 99)}
         results["sequential_loads_per_s"] = len(sample) / cold_s
-        print(f"cold load ({len(sample)} models): p50 {cold.get_value_at_percentile(50) / 1000:.1f} ms, "
-              f"p99 {cold.get_value_at_percentile(99) / 1000:.1f} ms; {len(sample) / cold_s:.1f} loads/s", flush=True)
+        print(
+            f"cold load ({len(sample)} models): p50 {cold.get_value_at_percentile(50) / 1000:.1f} ms, "
+            f"p99 {cold.get_value_at_percentile(99) / 1000:.1f} ms; {len(sample) / cold_s:.1f} loads/s",
+            flush=True,
+        )
 
         # Zipf traffic over the whole fleet; the budget holds only part of it, so the tail misses and evicts.
         weights = [1.0 / (rank**args.zipf_s) for rank in range(1, args.models + 1)]
@@ -111,20 +123,38 @@ def main() -> int:
         body = tensor_request(1, 128)
         res = asyncio.run(open_loop(server.url, pick, body, 1, args.rate, args.seconds, seed=7))
         after = get(f"{server.url}/metrics")
-        hits = metric(after, 'modelpack_model_cache_total{result="hit"}') - metric(before, 'modelpack_model_cache_total{result="hit"}')
-        misses = metric(after, 'modelpack_model_cache_total{result="miss"}') - metric(before, 'modelpack_model_cache_total{result="miss"}')
-        loads = metric(after, 'modelpack_model_loads_total{result="ok"}') - metric(before, 'modelpack_model_loads_total{result="ok"}')
+        hits = metric(after, 'modelpack_model_cache_total{result="hit"}') - metric(
+            before, 'modelpack_model_cache_total{result="hit"}'
+        )
+        misses = metric(after, 'modelpack_model_cache_total{result="miss"}') - metric(
+            before, 'modelpack_model_cache_total{result="miss"}'
+        )
+        loads = metric(after, 'modelpack_model_loads_total{result="ok"}') - metric(
+            before, 'modelpack_model_loads_total{result="ok"}'
+        )
         evictions = metric(after, "modelpack_model_evictions_total") - metric(before, "modelpack_model_evictions_total")
         loaded = metric(after, "modelpack_models_loaded")
         rss_after = server.rss_bytes()
         hit_rate = hits / max(1.0, hits + misses)
-        results["zipf"] = {"s": args.zipf_s, "rate": args.rate, "seconds": args.seconds, **res.as_dict(),
-                           "hit_rate": hit_rate, "loads": loads, "loads_per_s": loads / args.seconds,
-                           "evictions": evictions, "models_loaded_at_end": loaded, "rss_after": rss_after}
-        print(f"zipf s={args.zipf_s} at {args.rate:.0f} req/s for {args.seconds:.0f} s: hit rate {hit_rate:.3f}, "
-              f"{loads:.0f} loads ({loads / args.seconds:.1f}/s), {evictions:.0f} evictions, {loaded:.0f} loaded; "
-              f"p50 {res.p50_ms:.1f} ms p99 {res.p99_ms:.1f} ms, errors {res.errors}/{res.sent}; "
-              f"RSS {rss_after / 2**20:.0f} MiB", flush=True)
+        results["zipf"] = {
+            "s": args.zipf_s,
+            "rate": args.rate,
+            "seconds": args.seconds,
+            **res.as_dict(),
+            "hit_rate": hit_rate,
+            "loads": loads,
+            "loads_per_s": loads / args.seconds,
+            "evictions": evictions,
+            "models_loaded_at_end": loaded,
+            "rss_after": rss_after,
+        }
+        print(
+            f"zipf s={args.zipf_s} at {args.rate:.0f} req/s for {args.seconds:.0f} s: hit rate {hit_rate:.3f}, "
+            f"{loads:.0f} loads ({loads / args.seconds:.1f}/s), {evictions:.0f} evictions, {loaded:.0f} loaded; "
+            f"p50 {res.p50_ms:.1f} ms p99 {res.p99_ms:.1f} ms, errors {res.errors}/{res.sent}; "
+            f"RSS {rss_after / 2**20:.0f} MiB",
+            flush=True,
+        )
     if args.out:
         Path(args.out).write_text(json.dumps(results, indent=2) + "\n")
     return 0

@@ -71,18 +71,35 @@ def main() -> int:
         asyncio.run(closed_loop(url, [name], single_body, 1, 4, 2.0))  # warm-up
         # Raw and served runs alternate, so load from other processes on the machine hits both alike.
         for i in range(args.rounds):
-            raw = raw_throughput(store / name, args.batch, args.seq_len, args.threads, args.seconds)
+            raw, raw_cpu = raw_throughput(store / name, args.batch, args.seq_len, args.threads, args.seconds)
+            cpu0 = server.cpu_seconds()
             full = asyncio.run(closed_loop(url, [name], batched_body, args.batch, 2, args.seconds))
+            cpu1 = server.cpu_seconds()
             single = asyncio.run(closed_loop(url, [name], single_body, 1, 2 * args.batch, args.seconds))
+            cpu2 = server.cpu_seconds()
+            full_cpu = (cpu1 - cpu0) * 1000 / max(1, full.ok * args.batch)
+            single_cpu = (cpu2 - cpu1) * 1000 / max(1, single.ok)
             row = {
                 "raw": raw,
                 "full": full.rows_per_s,
                 "single": single.rows_per_s,
                 "full_ratio": full.rows_per_s / raw,
                 "single_ratio": single.rows_per_s / raw,
+                "raw_cpu_ms_per_row": raw_cpu,
+                "full_cpu_ms_per_row": full_cpu,
+                "single_cpu_ms_per_row": single_cpu,
+                "full_cpu_ratio": raw_cpu / full_cpu,
+                "single_cpu_ratio": raw_cpu / single_cpu,
                 "single_p50_ms": single.p50_ms,
                 "errors": full.errors + single.errors,
             }
+            print(
+                f"round {i + 1}: raw {raw:.1f} rows/s (batch {args.batch}); served {args.batch}-row requests "
+                f"{full.rows_per_s:.1f} rows/s = {row['full_ratio']:.3f} x raw; 1-row requests batched by the "
+                f"server {single.rows_per_s:.1f} rows/s = {row['single_ratio']:.3f} x raw; CPU ms/row raw "
+                f"{raw_cpu:.2f}, served {full_cpu:.2f} / {single_cpu:.2f}",
+                flush=True,
+            )
             rounds.append(row)
             print(
                 f"round {i + 1}: raw {raw:.1f} rows/s (batch {args.batch}); served {args.batch}-row requests "
@@ -91,7 +108,7 @@ def main() -> int:
                 flush=True,
             )
         results["rounds"] = rounds
-        for key in ("raw", "full", "single", "full_ratio", "single_ratio"):
+        for key in ("raw", "full", "single", "full_ratio", "single_ratio", "full_cpu_ratio", "single_cpu_ratio"):
             results[f"median_{key}"] = statistics.median(r[key] for r in rounds)
         print(
             f"median: full-batch requests {results['median_full_ratio']:.3f} x raw, single-row requests "

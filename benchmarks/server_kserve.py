@@ -88,13 +88,20 @@ def main() -> int:
         for i in range(args.rounds):
             row: dict[str, float] = {}
             for label, server in (("modelpack", ours), ("kserve", peer)):
+                cpu0 = server.cpu_seconds()
                 full = asyncio.run(closed_loop(server.url, [name], full_body, args.batch, 2, args.seconds))
+                cpu1 = server.cpu_seconds()
                 single = asyncio.run(closed_loop(server.url, [name], single_body, 1, 2 * args.batch, args.seconds))
+                cpu2 = server.cpu_seconds()
+                row[f"{label}_full_cpu_ms_per_row"] = (cpu1 - cpu0) * 1000 / max(1, full.ok * args.batch)
+                row[f"{label}_single_cpu_ms_per_row"] = (cpu2 - cpu1) * 1000 / max(1, single.ok)
                 row[f"{label}_full"] = full.rows_per_s
                 row[f"{label}_single"] = single.rows_per_s
                 row[f"{label}_errors"] = full.errors + single.errors
             row["full_ratio"] = row["modelpack_full"] / row["kserve_full"]
             row["single_ratio"] = row["modelpack_single"] / row["kserve_single"]
+            row["full_cpu_ratio"] = row["kserve_full_cpu_ms_per_row"] / row["modelpack_full_cpu_ms_per_row"]
+            row["single_cpu_ratio"] = row["kserve_single_cpu_ms_per_row"] / row["modelpack_single_cpu_ms_per_row"]
             rows.append(row)
             print(
                 f"round {i + 1}: {args.batch}-row requests modelpack {row['modelpack_full']:.1f} vs kserve "
