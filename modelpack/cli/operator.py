@@ -29,6 +29,9 @@ def register(parser: argparse.ArgumentParser) -> None:
         metavar="URL",
         help="where kopf serves its liveness probe (default: %(default)s); 'off' disables it",
     )
+    parser.add_argument(
+        "--metrics-port", type=int, default=8080, help="Prometheus metrics port (default: %(default)s); 0 disables"
+    )
     parser.add_argument("--verbose", "-v", action="store_true", help="debug logging")
 
 
@@ -36,6 +39,8 @@ def run(args: argparse.Namespace) -> int:
     for ns in args.namespace:
         if not NAMESPACE_PATTERN.match(ns) or len(ns) > 63:
             raise CliError(f"--namespace {ns!r}: not a valid namespace name (lowercase letters, digits and '-')")
+    if not 0 <= args.metrics_port <= 65535:
+        raise CliError(f"--metrics-port {args.metrics_port}: expected 0 (off) or a port from 1 to 65535")
     if args.liveness != "off" and not args.liveness.startswith("http://"):
         raise CliError(f"--liveness {args.liveness!r}: expected http://HOST:PORT/PATH or 'off'")
 
@@ -62,6 +67,13 @@ def run(args: argparse.Namespace) -> int:
         import os
 
         os.environ["KUBECONFIG"] = args.kubeconfig  # kopf reads credentials on its own
+    if args.metrics_port:
+        from modelpack_operator import metrics
+
+        try:
+            metrics.serve(args.metrics_port)
+        except OSError as err:
+            raise CliError(f"--metrics-port {args.metrics_port}: cannot listen: {err.strerror}", exit_code=1) from None
     handlers.install(Runtime(Kube(api_client), settings, args.namespace))
     kopf.run(
         standalone=True,

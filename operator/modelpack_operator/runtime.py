@@ -12,6 +12,7 @@ import logging
 import threading
 from collections.abc import Sequence
 
+from modelpack_operator import metrics
 from modelpack_operator.kube import Kube, KubeError
 from modelpack_operator.reconcile.loadtest import TERMINAL_PHASES, reconcile_loadtest
 from modelpack_operator.reconcile.modelpack import reconcile_pack
@@ -39,7 +40,8 @@ class Runtime:
             try:
                 body = self.kube.get(API_VERSION, "ModelPack", namespace, name)
                 if body is not None and not body["metadata"].get("deletionTimestamp"):
-                    reconcile_pack(self.kube, body, self.settings)
+                    with metrics.timed("ModelPack"):
+                        reconcile_pack(self.kube, body, self.settings)
             except KubeError as err:
                 log.warning("modelpack %s/%s: reconcile failed, will retry: %s", namespace, name, err)
 
@@ -48,7 +50,8 @@ class Runtime:
             try:
                 body = self.kube.get(API_VERSION, "LoadTest", namespace, name)
                 if body is not None and not body["metadata"].get("deletionTimestamp"):
-                    reconcile_loadtest(self.kube, body, self.settings)
+                    with metrics.timed("LoadTest"):
+                        reconcile_loadtest(self.kube, body, self.settings)
             except KubeError as err:
                 log.warning("loadtest %s/%s: reconcile failed, will retry: %s", namespace, name, err)
 

@@ -41,6 +41,8 @@ class ServerSettings:
     """Cluster DNS domain used in route-table URLs."""
     startup_seconds: int = 900
     """How long a server may take to become live (preloading many models) before Kubernetes restarts it."""
+    default_image: str = ""
+    """Replaces the API's default server image (e.g. a private mirror); images set in a ModelPack are kept."""
     service_account: str = ""
     """ServiceAccount for server pods (e.g. one annotated for IRSA to read s3:// stores); empty: the default."""
 

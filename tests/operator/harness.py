@@ -27,8 +27,16 @@ FAST_SETTINGS = {
 class OperatorProcess:
     """``modelpack operator --namespace NS`` in its own process group, logging to a file."""
 
-    def __init__(self, cp: ControlPlane, namespace: str, log_path: Path, env: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        cp: ControlPlane,
+        namespace: str,
+        log_path: Path,
+        env: Mapping[str, str] | None = None,
+        metrics_port: int = 0,
+    ) -> None:
         self.cp = cp
+        self.metrics_port = metrics_port
         self.namespace = namespace
         self.log_path = log_path
         self.env = {**FAST_SETTINGS, **(env or {})}
@@ -38,7 +46,16 @@ class OperatorProcess:
         env = {**os.environ, "KUBECONFIG": str(self.cp.kubeconfig), **self.env}
         log = self.log_path.open("ab")
         self.popen = subprocess.Popen(
-            [MODELPACK, "operator", "--namespace", self.namespace, "--liveness", "off"],
+            [
+                MODELPACK,
+                "operator",
+                "--namespace",
+                self.namespace,
+                "--liveness",
+                "off",
+                "--metrics-port",
+                str(self.metrics_port),
+            ],
             cwd=ROOT,
             env=env,
             stdin=subprocess.DEVNULL,

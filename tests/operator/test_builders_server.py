@@ -186,3 +186,12 @@ def test_service_selects_the_server_and_the_route_uses_its_dns_name() -> None:
     assert svc["spec"]["selector"] == {L.PACK: "bert", L.SERVER: "1"}
     assert svc["spec"]["ports"][0]["port"] == 9000
     assert service_url(pack, 1, SETTINGS) == "http://bert-s0001.ns.svc.cluster.local:9000"
+
+
+def test_default_image_setting_replaces_only_the_api_default() -> None:
+    mirror = ServerSettings(default_image="registry.local/modelpack/server:0.1.0")
+    assert _container(_deployment(settings=mirror))["image"] == "registry.local/modelpack/server:0.1.0"
+    inf = _deployment(settings=mirror, compute={"type": "inferentia"})
+    assert _container(inf)["image"] == "registry.local/modelpack/server:0.1.0-neuron"
+    own = _deployment(settings=mirror, server={"image": "example.com/mine:3"})
+    assert _container(own)["image"] == "example.com/mine:3"

@@ -6,7 +6,9 @@ finds a node for its pods: the arch selectors, taints and resources are exercise
 
 from __future__ import annotations
 
+import re
 import time
+import urllib.request
 from collections.abc import Callable
 from typing import Any
 
@@ -16,6 +18,7 @@ import yaml
 from modelpack_operator import labels as L
 from modelpack_operator.kube import Kube
 from tests.cluster.controlplane import ControlPlane
+from tests.cluster.process import free_port
 from tests.operator.factories import pack_doc
 from tests.operator.harness import OperatorProcess, condition, events_for, get_status, wait_until
 
@@ -63,7 +66,8 @@ def test_pack_becomes_ready_with_servers_routes_and_true_status(
 def test_reconcile_is_idempotent_no_writes_once_converged(
     crds: ControlPlane, kube: Kube, namespace: str, start_operator: Callable[..., OperatorProcess]
 ) -> None:
-    op = start_operator()
+    port = free_port()
+    op = start_operator(metrics_port=port)
     assert _apply(crds, namespace, pack_doc(namespace=namespace)).returncode == 0
     wait_until(lambda: _ready(kube, namespace, "bert"), "pack Ready", op=op)
 
@@ -80,6 +84,10 @@ def test_reconcile_is_idempotent_no_writes_once_converged(
     resyncs = op.log().count("modelpack ")
     wait_until(lambda: op.log().count("modelpack ") >= resyncs + 3, "three more reconciles", op=op)
     assert versions() == before
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:
+        scraped = resp.read().decode()
+    ok = re.search(r'modelpack_operator_reconciles_total\{kind="ModelPack",result="ok"\} (\d+)', scraped)
+    assert ok is not None and int(ok.group(1)) >= 3
 
 
 def test_density_change_repacks_and_deletes_servers_no_longer_needed(

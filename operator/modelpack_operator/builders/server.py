@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from modelpack.api.base import parse_quantity
-from modelpack.api.modelpack import ModelPack
+from modelpack.api.modelpack import DEFAULT_SERVER_IMAGE, ModelPack
 from modelpack.placement import Server, server_name
 from modelpack_operator import labels as L
 from modelpack_operator.builders import scheduling
@@ -89,6 +89,10 @@ def _probe(path: str, period: int, failures: int) -> dict[str, Any]:
     }
 
 
+def _base_image(image: str, settings: ServerSettings) -> str:
+    return settings.default_image if settings.default_image and image == DEFAULT_SERVER_IMAGE else image
+
+
 def _container(pack: ModelPack, server: Server, settings: ServerSettings) -> dict[str, Any]:
     spec = pack.spec.server
     access = store_access(pack.spec.store)
@@ -100,7 +104,7 @@ def _container(pack: ModelPack, server: Server, settings: ServerSettings) -> dic
     ]
     return {
         "name": CONTAINER,
-        "image": scheduling.server_image(spec.image, pack.spec.compute, settings),
+        "image": scheduling.server_image(_base_image(spec.image, settings), pack.spec.compute, settings),
         "args": server_args(pack, server, access.uri),
         "ports": [{"name": PORT_NAME, "containerPort": spec.port, "protocol": "TCP"}],
         "env": env,
