@@ -6,10 +6,10 @@ STAMP := $(VENV)/.installed
 
 .PHONY: demo test lint typecheck binaries crds docs cluster-up clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml hack/constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet --progress-bar off -e '.[test]'
+	$(PY) -m pip install --quiet --progress-bar off -c hack/constraints.txt -e '.[test]'
 	touch $(STAMP)
 
 ## The README's main command: a 64-model fleet, 16 per server, load-tested locally.
@@ -42,3 +42,8 @@ cluster-up: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache
+
+## Refreshes hack/constraints.txt from the current venv (pip cannot resolve boto3+kubernetes+moto quickly unaided).
+constraints:
+	echo '# Versions the test suite was last run green with (pip freeze of the dev venv); `make constraints` refreshes it.' > hack/constraints.txt
+	$(PY) -m pip freeze --exclude-editable >> hack/constraints.txt
