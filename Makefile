@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck binaries crds docs cluster-up clean
+.PHONY: demo test lint typecheck binaries crds docs cluster-up clean constraints
 
 $(STAMP): pyproject.toml hack/constraints.txt
 	$(PYTHON) -m venv $(VENV)
