@@ -2,6 +2,7 @@
 
 Usage:
     python -m benchmarks.controlplane [--runs 3] [--pods 300] [--build-log /tmp/build.log] [--cold-build]
+                                      [--kwokctl PATH]
 
 Build time is read from a saved log of ``python -m tests.cluster.binaries`` (``--build-log``); with
 ``--cold-build`` it is measured instead by building into a temporary binary cache *and* a temporary
@@ -9,6 +10,10 @@ GOCACHE (the Go module download cache stays warm: the module proxy fetch is not 
 Start/stop are measured with the binaries already cached. The pod figure schedules ``--pods`` replicas
 of one Deployment across the default kwok pools and times until all are Running (scheduler + kwok +
 controllers together), so suites can budget for large packs.
+
+With ``--kwokctl PATH`` each run also times the peer tool, ``kwokctl create cluster --runtime binary``,
+on the very same cached binaries, alternating with our harness so both see the same machine load.
+Build it with ``GOBIN=DIR go install sigs.k8s.io/kwok/cmd/kwokctl@v0.7.0``.
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from tests.cluster.binaries import ensure_binaries
+from tests.cluster.binaries import KUBERNETES_VERSION, Binaries, ensure_binaries
 from tests.cluster.controlplane import ControlPlane
 from tests.cluster.nodes import DEFAULT_POOLS, register_pools
 
@@ -82,15 +87,50 @@ def pod_rollout(cp: ControlPlane, pods: int) -> float:
     return time.monotonic() - started
 
 
+def kwokctl_cycle(kwokctl: Path, bins: Binaries, workdir: Path) -> tuple[float, float, float]:
+    """(create --wait, + until the default ServiceAccount exists like our readiness, delete) in seconds."""
+    env = {
+        **os.environ,
+        "KWOK_WORKDIR": str(workdir),
+        "KWOK_KUBECTL_BINARY": str(bins.kubectl),
+        "KWOK_KUBE_VERSION": KUBERNETES_VERSION,
+    }
+    create = [
+        str(kwokctl), "create", "cluster", "--name", "peer", "--runtime", "binary", "--wait", "120s",
+        f"--kube-apiserver-binary={bins.kube_apiserver}",
+        f"--kube-controller-manager-binary={bins.kube_controller_manager}",
+        f"--kube-scheduler-binary={bins.kube_scheduler}",
+        f"--kwok-controller-binary={bins.kwok}",
+        f"--etcd-binary={bins.etcd}",
+    ]  # fmt: skip
+    t0 = time.monotonic()
+    subprocess.run(create, env=env, capture_output=True, text=True, check=True, timeout=180)
+    t1 = time.monotonic()
+    kubeconfig = workdir / "clusters" / "peer" / "kubeconfig.yaml"
+    get_sa = [str(bins.kubectl), f"--kubeconfig={kubeconfig}", "get", "serviceaccount", "default", "-n", "default"]
+    deadline = time.monotonic() + 60
+    while subprocess.run(get_sa, capture_output=True, check=False).returncode != 0:
+        if time.monotonic() > deadline:
+            raise TimeoutError("kwokctl cluster: default ServiceAccount never appeared")
+        time.sleep(0.1)
+    t2 = time.monotonic()
+    delete = [str(kwokctl), "delete", "cluster", "--name", "peer"]
+    subprocess.run(delete, env=env, capture_output=True, text=True, check=True, timeout=60)
+    return t1 - t0, t2 - t0, time.monotonic() - t2
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.controlplane", description=__doc__)
     parser.add_argument("--runs", type=int, default=3, help="start/stop cycles to time (default 3)")
     parser.add_argument("--pods", type=int, default=300, help="Deployment replicas to roll out, 0 to skip")
     parser.add_argument("--build-log", type=Path, default=Path("/tmp/build.log"))
     parser.add_argument("--cold-build", action="store_true", help="time a build into temp caches (~10 min)")
+    parser.add_argument("--kwokctl", type=Path, help="a kwokctl v0.7.0 binary to time side by side (peer tool)")
     args = parser.parse_args()
     if args.runs < 1:
         parser.error("--runs must be >= 1")
+    if args.kwokctl is not None and not os.access(args.kwokctl, os.X_OK):
+        parser.error(f"--kwokctl {args.kwokctl} is not an executable file")
     if not 0 <= args.pods <= 468:
         parser.error("--pods must be between 0 and 468 (two x86 nodes of 234 pods; taints keep them off gpu/inf2)")
 
@@ -114,6 +154,7 @@ def main() -> int:
     print(f"  cached lookup: {time.monotonic() - cached_started:.3f} s")
 
     starts, registers, stops = [], [], []
+    peer_created, peer_ready, peer_deleted = [], [], []
     rollout: float | None = None
     for run in range(args.runs):
         cp = ControlPlane(bins)
@@ -130,6 +171,12 @@ def main() -> int:
         starts.append(t1 - t0)
         registers.append(t2 - t1)
         stops.append(t4 - t3)
+        if args.kwokctl is not None:
+            with tempfile.TemporaryDirectory(prefix="mp-kwokctl-") as kwok_home:
+                created, ready, deleted = kwokctl_cycle(args.kwokctl, bins, Path(kwok_home))
+            peer_created.append(created)
+            peer_ready.append(ready)
+            peer_deleted.append(deleted)
 
     def fmt(xs: list[float]) -> str:
         return f"median {statistics.median(xs):.2f} s (min {min(xs):.2f}, max {max(xs):.2f}, n={len(xs)})"
@@ -138,6 +185,15 @@ def main() -> int:
     print(f"  start to ready (etcd, apiserver /readyz, controllers, scheduler, kwok, default SA): {fmt(starts)}")
     print(f"  register {sum(DEFAULT_POOLS.values())} kwok nodes until Ready: {fmt(registers)}")
     print(f"  teardown: {fmt(stops)}")
+    if args.kwokctl is not None:
+        print("## peer: kwokctl create cluster --runtime binary (same binaries, alternating runs)")
+        print(f"  create --wait returns: {fmt(peer_created)}")
+        print(f"  until default ServiceAccount exists (our readiness criterion): {fmt(peer_ready)}")
+        print(f"  delete cluster: {fmt(peer_deleted)}")
+        ratio = statistics.median(starts) / statistics.median(peer_ready)
+        print(f"  ratio ours/kwokctl start (same criterion, medians): {ratio:.2f}")
+        ratio = statistics.median(stops) / statistics.median(peer_deleted)
+        print(f"  ratio ours/kwokctl teardown (medians): {ratio:.2f}")
     if rollout is not None:
         print(f"## {args.pods}-replica Deployment to all Running: {rollout:.2f} s ({args.pods / rollout:.0f} pods/s)")
     return 0

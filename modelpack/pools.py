@@ -40,10 +40,10 @@ class Pool:
     name: str
     arch: str
     instance_type: str
-    capacity: Mapping[str, str]
+    capacity: Mapping[str, str] = field(hash=False)  # read-only mappings: hashed by the other fields
     taints: tuple[Taint, ...] = ()
     zones: tuple[str, ...] = ("us-west-2a", "us-west-2b", "us-west-2c")
-    extra_labels: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    extra_labels: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}), hash=False)
 
     def labels(self, zone: str) -> dict[str, str]:
         """Labels a node of this pool carries in EKS (plus the pool label modelpack selects on)."""

@@ -101,3 +101,15 @@ def test_parse_pools() -> None:
 def test_parse_pools_errors_name_the_entry(spec: str, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         parse_pools(spec)
+
+
+def test_pool_data_is_read_only_and_hashable() -> None:
+    pool = get_pool("x86")
+    with pytest.raises(TypeError):
+        pool.capacity["cpu"] = "1"  # type: ignore[index]
+    assert len({p: p.name for p in POOLS.values()}) == 4
+
+
+def test_get_pool_names_the_known_pools() -> None:
+    with pytest.raises(ValueError, match=r"unknown pool 'trn1'; known pools: gpu, graviton, inferentia, x86"):
+        get_pool("trn1")
