@@ -48,6 +48,9 @@ async def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     settings.posting.level = logging.WARNING
     settings.execution.max_workers = runtime.settings.reconcile.workers
     settings.watching.server_timeout = 300
+    # Namespace-scoped installs get no cluster-wide rights: skip kopf's scan of CRDs and namespaces (the
+    # resources are fixed, and the chart installs the CRDs before the operator starts).
+    settings.scanning.disabled = bool(runtime.namespaces)
     _resync_task = asyncio.create_task(_resync_forever(runtime))
 
 

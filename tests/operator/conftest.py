@@ -40,9 +40,11 @@ def start_operator(
     """Start (and at teardown stop) operator processes watching the test's namespace; the log is kept in tmp_path."""
     started: list[OperatorProcess] = []
 
-    def start(env: dict[str, str] | None = None, metrics_port: int = 0) -> OperatorProcess:
+    def start(
+        env: dict[str, str] | None = None, metrics_port: int = 0, kubeconfig: Path | None = None
+    ) -> OperatorProcess:
         log = tmp_path / f"operator-{len(started)}.log"
-        op = OperatorProcess(crds, namespace, log, env, metrics_port).start()
+        op = OperatorProcess(crds, namespace, log, env, metrics_port, kubeconfig).start()
         started.append(op)
         return op
 

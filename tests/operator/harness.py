@@ -34,8 +34,10 @@ class OperatorProcess:
         log_path: Path,
         env: Mapping[str, str] | None = None,
         metrics_port: int = 0,
+        kubeconfig: Path | None = None,
     ) -> None:
         self.cp = cp
+        self.kubeconfig = kubeconfig or cp.kubeconfig
         self.metrics_port = metrics_port
         self.namespace = namespace
         self.log_path = log_path
@@ -43,7 +45,7 @@ class OperatorProcess:
         self.popen: subprocess.Popen[bytes] | None = None
 
     def start(self) -> OperatorProcess:
-        env = {**os.environ, "KUBECONFIG": str(self.cp.kubeconfig), **self.env}
+        env = {**os.environ, "KUBECONFIG": str(self.kubeconfig), **self.env}
         log = self.log_path.open("ab")
         self.popen = subprocess.Popen(
             [

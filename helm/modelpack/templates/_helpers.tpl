@@ -1,0 +1,76 @@
+{{- define "modelpack.fullname" -}}
+{{- printf "%s-modelpack-operator" .Release.Name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{- define "modelpack.labels" -}}
+app.kubernetes.io/name: modelpack-operator
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: modelpack
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
+{{- end -}}
+
+{{- define "modelpack.selectorLabels" -}}
+app.kubernetes.io/name: modelpack-operator
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end -}}
+
+{{- define "modelpack.serviceAccountName" -}}
+{{- default (include "modelpack.fullname" .) .Values.serviceAccount.name -}}
+{{- end -}}
+
+{{- define "modelpack.image" -}}
+{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) -}}
+{{- end -}}
+
+{{- define "modelpack.watchNamespaces" -}}
+{{- if .Values.watchNamespaces -}}{{ join "," .Values.watchNamespaces }}{{- else -}}{{ .Release.Namespace }}{{- end -}}
+{{- end -}}
+
+{{- define "modelpack.validate" -}}
+{{- if not (has .Values.rbac.scope (list "cluster" "namespace")) -}}
+{{- fail (printf "rbac.scope must be cluster or namespace, got %q" .Values.rbac.scope) -}}
+{{- end -}}
+{{- if and (eq .Values.rbac.scope "cluster") .Values.watchNamespaces -}}
+{{- fail "watchNamespaces is only used with rbac.scope=namespace; leave it empty for cluster scope" -}}
+{{- end -}}
+{{- if gt (int .Values.replicas) 1 -}}
+{{- fail "replicas must be 1: the operator runs standalone (no leader election)" -}}
+{{- end -}}
+{{- end -}}
+
+{{/* The operator's rules, shared by the ClusterRole and the per-namespace Roles. */}}
+{{- define "modelpack.operatorRules" -}}
+- apiGroups: [modelpack.dev]
+  resources: [modelpacks, loadtests]
+  verbs: [get, list, watch]
+- apiGroups: [modelpack.dev]
+  resources: [modelpacks/status, loadtests/status]
+  verbs: [get, patch, update]
+- apiGroups: [apps]
+  resources: [deployments]
+  verbs: [get, list, watch, create, patch, update, delete]
+- apiGroups: [""]
+  resources: [services, configmaps]
+  verbs: [get, list, watch, create, patch, update, delete]
+- apiGroups: [batch]
+  resources: [jobs]
+  verbs: [get, list, watch, create, delete]
+- apiGroups: [""]
+  resources: [events]
+  verbs: [create, patch]
+- apiGroups: [events.k8s.io]
+  resources: [events]
+  verbs: [create, patch]
+- apiGroups: [""]
+  resources: [persistentvolumeclaims, pods]
+  verbs: [get, list]
+# Workers' identity in each namespace (the operator can only grant what it holds itself: configmaps).
+- apiGroups: [""]
+  resources: [serviceaccounts]
+  verbs: [get, create, patch]
+- apiGroups: [rbac.authorization.k8s.io]
+  resources: [roles, rolebindings]
+  verbs: [get, create, patch]
+{{- end -}}
