@@ -7,7 +7,8 @@ Figures, all measured in this run on this machine:
   (modelpack: achieved rate from its results; vegeta: its own `rate`, sends per second of attack) with no
   errors; each tool's ladder stops at its first miss;
 - schedule delay p99 at --delay-rate: how late sends left versus their schedule (modelpack: reported;
-  vegeta: computed from its per-request timestamps and sequence numbers against start + seq/rate);
+  vegeta: computed from its per-request timestamps and sequence numbers against start + seq/rate, with the
+  start chosen so that no send is early, which can only understate vegeta's delay);
 - wrk (plain wrk is closed loop): the throughput it reaches with 2 and 64 connections, for reference; it has no
   schedule, so it can report neither figure above.
 The endpoint is nginx (apt package nginx-light, 1 worker) answering the V2 metadata and infer paths with fixed
@@ -131,9 +132,11 @@ def run_vegeta(url: str, rate: float, seconds: float, tmp: Path) -> dict[str, An
         )
     report = json.loads(subprocess.run([str(VEGETA), "report", "-type=json", str(results)], capture_output=True).stdout)
     rows = subprocess.run([str(VEGETA), "encode", "--to=csv", str(results)], capture_output=True, text=True).stdout
-    sent = sorted((int(row[8]), int(row[0])) for row in csv.reader(io.StringIO(rows)) if row)
-    start = sent[0][1]
-    delays = np.array([(ts - start) / 1e6 - seq * 1000.0 / rate for seq, ts in sent])
+    sent = np.array(sorted((int(row[8]), int(row[0])) for row in csv.reader(io.StringIO(rows)) if row), dtype=float)
+    # Due time of send #seq is start + seq/rate; take as start the one that makes no send early (vegeta does
+    # not record its start), which can only understate vegeta's delays.
+    offsets = (sent[:, 1] - sent[0, 1]) / 1e6 - sent[:, 0] * 1000.0 / rate
+    delays = offsets - offsets.min()
     return {
         "achieved": report["rate"],
         "errors": report["requests"] - round(report["success"] * report["requests"]),
@@ -186,7 +189,7 @@ def ladder(name: str, rates: list[float], run: Any) -> float | None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--seconds", type=float, default=5.0)
-    parser.add_argument("--rates", default="250,500,1000,1500,2000,3000,4000,6000")
+    parser.add_argument("--rates", default="250,500,1000,1500,2000,3000,4000,6000,8000,12000")
     parser.add_argument("--delay-rate", type=float, default=1000.0)
     parser.add_argument("--repeats", type=int, default=3, help="schedule-delay samples per tool (median kept)")
     args = parser.parse_args()

@@ -262,9 +262,10 @@ def endpoints_for(args: argparse.Namespace, spec: LoadTestSpec) -> list[Any]:
 
 def _run_target_check(coro: Any) -> Any:
     from modelpack.loadgen import LoadgenError, TargetError
+    from modelpack.loadgen.eventloop import run
 
     try:
-        return asyncio.run(coro)
+        return run(coro)
     except TargetError as err:
         raise CliError(str(err), exit_code=1) from None
     except LoadgenError as err:

@@ -73,6 +73,7 @@ class Engine:
         self.interrupted = False
         self.t0 = 0.0
         self.tasks: set[asyncio.Task[None]] = set()
+        self.slot_tasks: list[asyncio.Task[None]] = []
         self._slot = asyncio.Event()
         self._sent_n = 0
 
@@ -226,6 +227,10 @@ class Engine:
         await self.stop_event.wait()
         self.interrupted = True
         self.stop_now()
+        # Closed-loop slots wait on their request: give them the drain grace, then abandon what is left.
+        await asyncio.sleep(DRAIN_GRACE_S)
+        for task in self.slot_tasks:
+            task.cancel()
 
     async def run(self, t0: float) -> None:
         """Run from monotonic time `t0` (warm-up first) until the plan ends, the sweep breaks, or stop is set."""
@@ -242,7 +247,12 @@ class Engine:
             else:
                 profile = self.plan.concurrency_profile
                 assert profile is not None
-                await asyncio.gather(*(self._slot_loop(s) for s in range(profile.slots)))
+                self.slot_tasks = [asyncio.create_task(self._slot_loop(s)) for s in range(profile.slots)]
+                if self.slot_tasks:
+                    await asyncio.wait(self.slot_tasks)
+                for task in self.slot_tasks:
+                    if not task.cancelled() and (error := task.exception()) is not None:
+                        raise error
             await self._drain()
         finally:
             for helper in helpers:

@@ -20,6 +20,7 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 from modelpack.api.loadtest import LoadTestSpec
+from modelpack.loadgen import eventloop
 from modelpack.loadgen.endpoints import Endpoint
 from modelpack.loadgen.engine import Snapshot
 from modelpack.loadgen.errors import LoadgenError, TargetError
@@ -62,7 +63,7 @@ async def _child_main(
 
 def _child(*args: Any) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # until the loop installs its own handler
-    asyncio.run(_child_main(*args))
+    eventloop.run(_child_main(*args))
 
 
 def run_load_processes(

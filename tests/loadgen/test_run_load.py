@@ -195,3 +195,14 @@ async def test_unknown_model_and_unreachable_server(v2_server: StartServer) -> N
         await run_load(spec, [Endpoint("nope", server.url)])
     with pytest.raises(TargetError, match=r"cannot reach http://127.0.0.1:9: "):
         await run_load(spec, [Endpoint("m1", "http://127.0.0.1:9")])
+
+
+async def test_stop_event_ends_a_closed_loop_stuck_on_slow_requests(v2_server: StartServer) -> None:
+    """Closed-loop slots waiting on 5 s requests are abandoned after the 1 s drain grace, not the 10 s timeout:
+    had they been awaited, their two requests would have completed and been counted."""
+    server = v2_server("--models", "m1", "--delay-ms", "5000")
+    stop = asyncio.Event()
+    spec = make_spec(mode="concurrency", concurrency=2, duration="30s", warmup="0s")
+    asyncio.get_running_loop().call_later(0.5, stop.set)
+    outcome = await run_load(spec, [Endpoint("m1", server.url)], stop_event=stop)
+    assert outcome.interrupted and outcome.results.requests == 0
