@@ -35,6 +35,7 @@ SA_ISSUER = "https://kubernetes.default.svc.cluster.local"
 KWOK_NODE_ANNOTATION = "kwok.x-k8s.io/node"
 # Client-side rate limits (defaults 20-50 QPS) would make a 1,000-pod rollout the limiter's benchmark.
 CLIENT_RATE = ("--kube-api-qps=1000", "--kube-api-burst=2000")
+PORT_ATTEMPTS = 3
 DISABLED_CONTROLLERS = ("cloud-node-lifecycle-controller", "service-lb-controller", "node-route-controller")
 
 
@@ -108,7 +109,18 @@ class ControlPlane:
         self._started = True
         atexit.register(self.stop)
         try:
-            self._start_all(bins)
+            for attempt in range(1, PORT_ATTEMPTS + 1):
+                try:
+                    self._start_all(bins)
+                    break
+                except ControlPlaneError as err:
+                    # A free port can be taken by a concurrent run before a component binds it: retry fresh.
+                    if "address already in use" not in str(err) or attempt == PORT_ATTEMPTS:
+                        raise
+                    _log(f"port race ({err.args[0].splitlines()[0]}); retrying")
+                    stop_all(list(reversed(self._components)), grace=0.3)
+                    self._components = []
+                    shutil.rmtree(self.workdir / "etcd", ignore_errors=True)
         except BaseException:
             self.keep_logs = True
             self.stop()
