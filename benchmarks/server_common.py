@@ -162,16 +162,25 @@ class LoadResult:
     p90_ms: float
     p99_ms: float
     max_ms: float
+    statuses: dict[str, int] | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return self.__dict__.copy()
 
 
-def _result(hist: HdrHistogram, sent: int, ok: int, errors: int, rows: int, elapsed: float) -> LoadResult:
+def _result(
+    hist: HdrHistogram,
+    sent: int,
+    ok: int,
+    errors: int,
+    rows: int,
+    elapsed: float,
+    statuses: dict[str, int] | None = None,
+) -> LoadResult:
     def ms(q: float) -> float:
         return hist.get_value_at_percentile(q) / 1000.0 if hist.get_total_count() else float("nan")
 
-    return LoadResult(sent, ok, errors, rows / elapsed, ms(50), ms(90), ms(99), hist.get_max_value() / 1000.0)
+    return LoadResult(sent, ok, errors, rows / elapsed, ms(50), ms(90), ms(99), hist.get_max_value() / 1000.0, statuses)
 
 
 async def closed_loop(
@@ -228,6 +237,7 @@ async def open_loop(
     tasks: set[asyncio.Task[None]] = set()
     connector = aiohttp.TCPConnector(limit=max_in_flight)
     async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=60)) as session:
+        statuses: dict[str, int] = {}
 
         async def one(model: str, scheduled: float) -> None:
             try:
@@ -235,10 +245,11 @@ async def open_loop(
                     f"{url}/v2/models/{model}/infer", data=body, headers={"content-type": "application/json"}
                 ) as resp:
                     await resp.read()
-                    good = resp.status == 200
+                    status = str(resp.status)
             except (TimeoutError, aiohttp.ClientError):
-                good = False
-            if good:
+                status = "transport error"
+            statuses[status] = statuses.get(status, 0) + 1
+            if status == "200":
                 counts["ok"] += 1
                 hist.record_value(max(1, int((time.perf_counter() - scheduled) * 1e6)))
             else:
@@ -261,4 +272,4 @@ async def open_loop(
         if tasks:
             await asyncio.wait(tasks, timeout=60)
         elapsed = time.perf_counter() - started
-    return _result(hist, counts["sent"], counts["ok"], counts["err"], counts["ok"] * rows, elapsed)
+    return _result(hist, counts["sent"], counts["ok"], counts["err"], counts["ok"] * rows, elapsed, statuses)

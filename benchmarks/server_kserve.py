@@ -107,7 +107,9 @@ def main() -> int:
                 f"round {i + 1}: {args.batch}-row requests modelpack {row['modelpack_full']:.1f} vs kserve "
                 f"{row['kserve_full']:.1f} rows/s ({row['full_ratio']:.2f}x); 1-row requests modelpack "
                 f"{row['modelpack_single']:.1f} vs kserve {row['kserve_single']:.1f} rows/s "
-                f"({row['single_ratio']:.2f}x)",
+                f"({row['single_ratio']:.2f}x); CPU ms/row modelpack {row['modelpack_full_cpu_ms_per_row']:.2f} / "
+                f"{row['modelpack_single_cpu_ms_per_row']:.2f}, kserve {row['kserve_full_cpu_ms_per_row']:.2f} / "
+                f"{row['kserve_single_cpu_ms_per_row']:.2f}",
                 flush=True,
             )
         for key in rows[0]:

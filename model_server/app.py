@@ -22,7 +22,14 @@ from starlette.routing import Route
 from model_server.batcher import BatcherClosedError, InferenceError, QueueFullError
 from model_server.metrics import ServerMetrics
 from model_server.protocol import BadRequestError, decode_infer, encode_infer, model_metadata, parse_json
-from model_server.registry import BatchingPolicy, ModelFailedError, ModelState, Registry, UnknownModelError
+from model_server.registry import (
+    BatchingPolicy,
+    LoadQueueFullError,
+    ModelFailedError,
+    ModelState,
+    Registry,
+    UnknownModelError,
+)
 from model_server.settings import Settings
 from model_server.store import open_store
 
@@ -90,6 +97,7 @@ def create_app(settings: Settings) -> FastAPI:
                 settings.max_batch_size, settings.max_queue_delay_ms / 1000.0, settings.max_queue_size
             ),
             metrics=metrics,
+            max_pending_loads=settings.max_pending_loads,
         )
         registry.register(names)
         app.state.registry = registry
@@ -162,6 +170,8 @@ def create_app(settings: Settings) -> FastAPI:
             raise ApiError(404, f"model '{model_name}' is not registered") from None
         except ModelFailedError as err:
             raise ApiError(503, f"model '{model_name}' failed to load: {err}") from None
+        except LoadQueueFullError as err:
+            raise ApiError(503, str(err), {"Retry-After": RETRY_AFTER_S}) from None
         return _json({"name": model_name, "state": ModelState.READY.value})
 
     @app.post("/v2/repository/models/{model_name}/unload")
@@ -240,7 +250,7 @@ def create_app(settings: Settings) -> FastAPI:
             raise ApiError(400, str(err)) from None
         except ModelFailedError as err:
             raise ApiError(503, f"model '{model_name}' failed to load: {err}") from None
-        except QueueFullError as err:
+        except (QueueFullError, LoadQueueFullError) as err:
             raise ApiError(503, f"model '{model_name}': {err}", {"Retry-After": RETRY_AFTER_S}) from None
         except BatcherClosedError:
             raise ApiError(503, "server is shutting down", {"Retry-After": RETRY_AFTER_S}) from None

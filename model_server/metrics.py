@@ -57,6 +57,11 @@ class ServerMetrics:
             "modelpack_model_memory_bytes", "Parameter and buffer bytes of loaded models.", registry=r
         )
         self.memory_budget = Gauge("modelpack_model_memory_budget_bytes", "The memory budget.", registry=r)
+        self.load_rejections = Counter(
+            "modelpack_load_rejections",
+            "Requests refused because too many models were already waiting to load.",
+            registry=r,
+        )
         self.queue_full = Counter(
             "modelpack_queue_rejections", "Requests refused because their model's queue was full.", registry=r
         )

@@ -5,6 +5,8 @@ All state changes happen on the event loop (no locks): loads run on the load poo
 - LRU eviction by measured size (parameter + buffer bytes) when a load would exceed the budget.
 - A model is pinned (refcount) for the whole of every request using it and is never evicted while pinned;
   if everything is pinned the budget is exceeded briefly and restored when requests finish.
+- Loads are bounded too: beyond ``max_pending_loads`` models waiting to load, requests needing another load are
+  refused (503 + Retry-After) instead of queueing behind loads that cannot keep up with the miss rate.
 - A failed load keeps its reason (repository index, /ready); the model stays FAILED until the server restarts.
 """
 
@@ -40,6 +42,10 @@ class UnknownModelError(KeyError):
 
 class ModelFailedError(RuntimeError):
     """The model could not be loaded; the message says why."""
+
+
+class LoadQueueFullError(RuntimeError):
+    """Too many models are waiting to load; loading more would only grow everyone's wait without bound."""
 
 
 @dataclass(eq=False)
@@ -78,6 +84,7 @@ class Registry:
         batching: BatchingPolicy,
         metrics: ServerMetrics,
         loader: Loader = load_model,
+        max_pending_loads: int = 32,
     ) -> None:
         self.store = store
         self.memory_budget = memory_budget
@@ -87,6 +94,8 @@ class Registry:
         self._batching = batching
         self.metrics = metrics
         self._loader = loader
+        self.max_pending_loads = max_pending_loads
+        self._pending_loads = 0
         self._entries: dict[str, Entry] = {}
         self._lru: OrderedDict[str, Entry] = OrderedDict()  # loaded models, least recently used first
         metrics.memory_budget.set(memory_budget)
@@ -130,11 +139,9 @@ class Registry:
         if entry.config is None:
             if entry.state is ModelState.FAILED:
                 raise ModelFailedError(entry.reason)
-            loop = asyncio.get_running_loop()
             try:
-                entry.config = await loop.run_in_executor(
-                    self._load_executor, lambda: load_config(self.store.model_dir(name))
-                )
+                # Not on the load pool: a metadata or validation read must not queue behind slow model loads.
+                entry.config = await asyncio.to_thread(lambda: load_config(self.store.model_dir(name)))
             except Exception as err:
                 self._fail(entry, str(err))
                 raise ModelFailedError(entry.reason) from None
@@ -151,6 +158,10 @@ class Registry:
             if entry.state is ModelState.FAILED:
                 raise ModelFailedError(entry.reason)
             if entry.loading is None:
+                if self._pending_loads >= self.max_pending_loads:
+                    self.metrics.load_rejections.inc()
+                    raise LoadQueueFullError(f"{self._pending_loads} models are already waiting to load")
+                self._pending_loads += 1
                 entry.loading = asyncio.get_running_loop().create_task(self._load(entry))
             await asyncio.shield(entry.loading)
         entry.pins += 1
@@ -179,6 +190,7 @@ class Registry:
             return
         finally:
             entry.loading = None
+            self._pending_loads -= 1
         self.metrics.load_seconds.observe(time.perf_counter() - started)
         if model.size_bytes > self.memory_budget:
             self.metrics.loads.labels("failed").inc()

@@ -36,6 +36,9 @@ class Settings:
     load_workers: int = 1
     """Threads that load models from disk, separate from inference so a cold load never blocks warm models."""
 
+    max_pending_loads: int = 32
+    """Models waiting to load at once; requests that need yet another load get 503 + Retry-After meanwhile."""
+
     memory_budget: int = 2 * 1024**3
     """Bytes of loaded models (parameters + buffers); least recently used idle models are evicted beyond it."""
 

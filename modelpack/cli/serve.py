@@ -24,6 +24,7 @@ ENV_VARS: dict[str, str] = {
     "threads": "MODELPACK_THREADS",
     "inference_workers": "MODELPACK_INFERENCE_WORKERS",
     "load_workers": "MODELPACK_LOAD_WORKERS",
+    "max_pending_loads": "MODELPACK_MAX_PENDING_LOADS",
     "memory_budget": "MODELPACK_MEMORY_BUDGET",
     "max_batch_size": "MODELPACK_MAX_BATCH_SIZE",
     "max_queue_delay_ms": "MODELPACK_MAX_QUEUE_DELAY_MS",
@@ -50,6 +51,7 @@ def register(parser: argparse.ArgumentParser) -> None:
     add("--threads", help="torch intra-op threads (default: CPUs allowed by cgroup/affinity)" + env("threads"))
     add("--inference-workers", help="inference threads (default CPUs // threads)" + env("inference_workers"))
     add("--load-workers", help="model loading threads (default 1)" + env("load_workers"))
+    add("--max-pending-loads", help="models waiting to load before 503 (default 32)" + env("max_pending_loads"))
     add("--memory-budget", help="bytes of loaded models, e.g. 2Gi (default 2Gi)" + env("memory_budget"))
     add("--max-batch-size", help="largest dynamic batch (default 8)" + env("max_batch_size"))
     add("--max-queue-delay-ms", help="batching delay, ms (default 5)" + env("max_queue_delay_ms"))
@@ -173,6 +175,7 @@ def settings_from_args(args: argparse.Namespace) -> Any:
         threads=_typed(args, "threads", _int(1, 1024), defaults.threads, "an integer >= 1"),
         inference_workers=_typed(args, "inference_workers", _int(1, 1024), 0, "an integer >= 1"),
         load_workers=_typed(args, "load_workers", _int(1, 64), defaults.load_workers, "an integer 1-64"),
+        max_pending_loads=_typed(args, "max_pending_loads", _int(1), defaults.max_pending_loads, "an integer >= 1"),
         memory_budget=_typed(args, "memory_budget", _quantity, defaults.memory_budget, "a quantity like 2Gi"),
         max_batch_size=_typed(args, "max_batch_size", _int(1, 1024), defaults.max_batch_size, "an integer 1-1024"),
         max_queue_delay_ms=_typed(args, "max_queue_delay_ms", _float, defaults.max_queue_delay_ms, "ms >= 0"),

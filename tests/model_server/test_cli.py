@@ -32,6 +32,7 @@ def _no_modelpack_env(monkeypatch: pytest.MonkeyPatch) -> None:
         (["--store", "s3://"], "has no bucket"),
         (["--store", "{fleet}", "--port", "99999"], "--port: '99999' is not a valid value"),
         (["--store", "{fleet}", "--threads", "0"], "--threads: '0'"),
+        (["--store", "{fleet}", "--max-pending-loads", "0"], "--max-pending-loads: '0'"),
         (["--store", "{fleet}", "--memory-budget", "lots"], "--memory-budget: 'lots' is not a valid value (a quantity"),
         (["--store", "{fleet}", "--max-queue-delay-ms", "-1"], "--max-queue-delay-ms: '-1'"),
         (["--store", "{fleet}", "--models", " , "], "--models: no model names"),

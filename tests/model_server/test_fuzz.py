@@ -34,7 +34,7 @@ bodies = st.one_of(
 )
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(body=bodies, model=st.sampled_from(["m-a", "m-c", "corrupt", "missing"]))
 def test_no_input_makes_the_server_fail(server: ServerProcess, body: Any, model: str) -> None:
     resp = server.client.post(f"/v2/models/{model}/infer", content=json.dumps(body).encode())
@@ -43,7 +43,7 @@ def test_no_input_makes_the_server_fail(server: ServerProcess, body: Any, model:
         assert isinstance(resp.json()["error"], str)
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(raw=st.binary(max_size=64))
 def test_arbitrary_bytes_are_rejected_cleanly(server: ServerProcess, raw: bytes) -> None:
     resp = server.client.post("/v2/models/m-a/infer", content=raw)

@@ -13,7 +13,14 @@ import pytest
 from model_server.config import ModelConfig
 from model_server.loaded import LoadedModel, load_model
 from model_server.metrics import ServerMetrics
-from model_server.registry import BatchingPolicy, ModelFailedError, ModelState, Registry, UnknownModelError
+from model_server.registry import (
+    BatchingPolicy,
+    LoadQueueFullError,
+    ModelFailedError,
+    ModelState,
+    Registry,
+    UnknownModelError,
+)
 from model_server.store import LocalStore
 
 
@@ -36,7 +43,7 @@ async def make_registry(fleet: Path) -> AsyncIterator:  # type: ignore[type-arg]
     pools = [ThreadPoolExecutor(1), ThreadPoolExecutor(1)]
     made: list[Registry] = []
 
-    def make(budget: int = 1 << 30, loader: CountingLoader | None = None) -> Registry:
+    def make(budget: int = 1 << 30, loader: CountingLoader | None = None, max_pending_loads: int = 32) -> Registry:
         registry = Registry(
             LocalStore(fleet),
             memory_budget=budget,
@@ -45,6 +52,7 @@ async def make_registry(fleet: Path) -> AsyncIterator:  # type: ignore[type-arg]
             batching=BatchingPolicy(8, 0.001, 16),
             metrics=ServerMetrics(),
             loader=loader or CountingLoader(),
+            max_pending_loads=max_pending_loads,
         )
         registry.register(["m-a", "m-b", "m-c", "corrupt", "no-weights"])
         made.append(registry)
@@ -141,3 +149,18 @@ async def test_unload_refuses_while_pinned(make_registry) -> None:  # type: igno
         assert registry.unload("m-a") is False
     assert registry.unload("m-a") is True
     assert registry.entry("m-a").state is ModelState.UNAVAILABLE
+
+
+async def test_loads_waiting_are_bounded(make_registry) -> None:  # type: ignore[no-untyped-def]
+    loader = CountingLoader()
+    loader.gate.clear()
+    registry = make_registry(loader=loader, max_pending_loads=1)
+    first = asyncio.create_task(registry.ensure_loaded("m-a"))
+    second = asyncio.create_task(registry.ensure_loaded("m-a"))  # joins the load already waiting
+    await asyncio.sleep(0.05)
+    with pytest.raises(LoadQueueFullError, match="1 models are already waiting"):
+        await registry.ensure_loaded("m-b")
+    loader.gate.set()
+    await asyncio.gather(first, second)
+    assert loader.calls == ["m-a"]
+    await registry.ensure_loaded("m-b")  # room again once the load finished
