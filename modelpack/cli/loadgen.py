@@ -143,7 +143,7 @@ def _check_flags(args: argparse.Namespace) -> None:
 
 def spec_from_flags(args: argparse.Namespace) -> LoadTestSpec:
     values = {k: (getattr(args, k) if getattr(args, k) is not None else DEFAULTS.get(k)) for k in LOAD_FLAGS}
-    mode = values["mode"]
+    mode = str(values["mode"])
     stages = _stages(args, mode)
     if mode == "constant-rate" and values["rate"] is None and stages is None:
         raise CliError("--rate is required in constant-rate mode (or give --stage DURATION:RATE)")
@@ -248,14 +248,19 @@ def endpoints_for(args: argparse.Namespace, spec: LoadTestSpec) -> list[Any]:
         raise CliError("--model and --models-from-server cannot be combined")
     if args.models_from_server:
         index = _run_target_check(discover(urls))
-        return [Endpoint(m, u) for u in urls for m in select_models(spec.target.models, index[u])]
-    names = args.model
+        try:
+            return [Endpoint(m, u) for u in urls for m in select_models(spec.target.models, index[u])]
+        except LoadgenError as err:
+            raise CliError(f"{err} (at {', '.join(urls)})") from None
+    names = list(dict.fromkeys(args.model))
     if not names and spec.target.models.selection == "list" and spec.target.models.names:
-        names = spec.target.models.names
+        names = list(spec.target.models.names)
     if not names:
         raise CliError("no models: give --model NAME (repeatable) or --models-from-server")
     try:
-        return [Endpoint(m, u) for u in urls for m in dict.fromkeys(names)]
+        if args.model and spec.target.models.selection != "all":
+            names = select_models(spec.target.models, names)  # a LoadTest's list/sample among the --model names
+        return [Endpoint(m, u) for u in urls for m in names]
     except LoadgenError as err:
         raise CliError(f"--model: {err}") from None
 

@@ -125,7 +125,7 @@ def test_loadtest_file_and_two_processes(v2_server: StartServer, tmp_path: Path)
     spec.write_text(
         "apiVersion: modelpack.dev/v1alpha1\nkind: LoadTest\nmetadata: {name: x}\n"
         "spec:\n  target: {modelPack: p, spread: round-robin, models: {selection: list, names: [m1, m3]}}\n"
-        "  load: {mode: constant-rate, rate: 90, duration: 2s, warmup: 0s}\n"
+        "  load: {mode: constant-rate, rate: 90, duration: 1s, warmup: 0s}\n"
     )
     out = tmp_path / "outcome.json"
     cmd = [sys.executable, "-m", "modelpack.cli.main", "loadgen", "--url", server.url, "--loadtest", str(spec)]
@@ -134,8 +134,8 @@ def test_loadtest_file_and_two_processes(v2_server: StartServer, tmp_path: Path)
     assert proc.returncode == 0, proc.stderr
     data = json.loads(out.read_text())
     assert data["workers"] == 2
-    assert data["tally"]["requests"] == 180
-    assert server.stats()["per_model"] == {"m1": 90, "m3": 90}
+    assert data["tally"]["requests"] == 90
+    assert server.stats()["per_model"] == {"m1": 45, "m3": 45}
 
 
 def test_ctrl_c_prints_partial_results(v2_server: StartServer, tmp_path: Path) -> None:
@@ -153,3 +153,31 @@ def test_ctrl_c_prints_partial_results(v2_server: StartServer, tmp_path: Path) -
     assert "interrupted: partial results" in stdout
     results = json.loads(out.read_text())
     assert results["requests"] >= 50 and results["durationSeconds"] < 30
+
+
+def test_loadtest_sample_selects_among_server_models(v2_server: StartServer, tmp_path: Path) -> None:
+    server = v2_server("--models", "a,b,c,d")
+    spec = tmp_path / "lt.yaml"
+    spec.write_text(
+        "apiVersion: modelpack.dev/v1alpha1\nkind: LoadTest\nmetadata: {name: x}\n"
+        "spec:\n  target: {modelPack: p, spread: round-robin, models: {selection: sample, sampleSize: 2, seed: 3}}\n"
+        "  load: {mode: constant-rate, rate: 20, duration: 1s, warmup: 0s}\n"
+    )
+    argv = ["loadgen", "--url", server.url, "--models-from-server", "--loadtest", str(spec), "--no-progress"]
+    assert main(argv) == 0
+    counts = server.stats()["per_model"]
+    assert len(counts) == 2 and sorted(counts.values()) == [10, 10]
+
+
+def test_loadtest_list_must_be_served(
+    v2_server: StartServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    server = v2_server("--models", "a,b")
+    spec = tmp_path / "lt.yaml"
+    spec.write_text(
+        "apiVersion: modelpack.dev/v1alpha1\nkind: LoadTest\nmetadata: {name: x}\n"
+        "spec:\n  target: {modelPack: p, models: {selection: list, names: [a, zz]}}\n"
+        "  load: {mode: constant-rate, rate: 20, duration: 1s, warmup: 0s}\n"
+    )
+    err = _fails(capsys, ["--url", server.url, "--models-from-server", "--loadtest", str(spec)])
+    assert "target.models.names: not served: zz" in err
