@@ -108,23 +108,6 @@ def test_run_meets_slo_writes_results_and_report_and_leaves_nothing(tiny_store: 
     assert_real_page(image)
 
 
-def test_missed_slo_exits_1_and_names_the_violation(tiny_store: Path, tmp_path: Path) -> None:
-    f = write(
-        tmp_path / "all.yaml",
-        pack_doc("tiny", tiny_store.as_uri(), FLEET, per_server=4, port=any_free_port("127.0.0.1")),
-        loadtest_doc("strict", "tiny", rate=RATE, slo={"p50LatencyMs": 0.001}),
-    )
-    out = tmp_path / "out"
-    done = run_cli(tmp_path, "-f", str(f), "--out", str(out))
-    assert done.returncode == 1, done.stdout + done.stderr
-    assert "SLO missed: p50 latency" in done.stdout
-    status = _results(out)
-    assert status["sloVerdict"] == "Missed"
-    assert status["slo"]["violations"][0].startswith("p50 latency ")
-    assert "SLO missed" in (out / "report.html").read_text()
-    assert wait_gone(str(tiny_store)) == []
-
-
 def test_server_that_cannot_start_is_named_with_its_log_and_nothing_is_left(tiny_store: Path, tmp_path: Path) -> None:
     pack = pack_doc("broken", tiny_store.as_uri(), FLEET, per_server=2, port=any_free_port("127.0.0.1"))
     pack["spec"]["server"]["memoryBudget"] = "0"  # valid for the API, refused by the server
@@ -138,17 +121,8 @@ def test_server_that_cannot_start_is_named_with_its_log_and_nothing_is_left(tiny
     assert wait_gone(str(tiny_store)) == []
 
 
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
-def test_interrupt_prints_partial_results_and_stops_every_server(
-    sig: signal.Signals, tiny_store: Path, tmp_path: Path
-) -> None:
-    f = write(
-        tmp_path / "all.yaml",
-        pack_doc("tiny", tiny_store.as_uri(), FLEET, per_server=2, port=any_free_port("127.0.0.1")),
-        loadtest_doc("long", "tiny", rate=RATE, duration="60s", warmup="0s"),
-    )
-    out = tmp_path / "out"
-    proc = subprocess.Popen(
+def _start_run(tmp_path: Path, f: Path, out: Path) -> subprocess.Popen[str]:
+    return subprocess.Popen(
         [sys.executable, "-m", "modelpack.cli.main", "run", "-f", str(f), "--out", str(out)],
         cwd=tmp_path,
         env=_env(),
@@ -156,20 +130,35 @@ def test_interrupt_prints_partial_results_and_stops_every_server(
         stderr=subprocess.PIPE,
         text=True,
     )
+
+
+def _read_until(proc: subprocess.Popen[str], text: str) -> None:
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        if text in line:
+            return
+    raise AssertionError(f"the run ended before printing {text!r}: {proc.stderr.read() if proc.stderr else ''}")
+
+
+def test_ctrl_c_during_the_load_prints_partial_results_and_stops_every_server(tiny_store: Path, tmp_path: Path) -> None:
+    f = write(
+        tmp_path / "all.yaml",
+        pack_doc("tiny", tiny_store.as_uri(), FLEET, per_server=4, port=any_free_port("127.0.0.1")),
+        loadtest_doc("long", "tiny", rate=RATE, duration="60s", warmup="0s"),
+    )
+    out = tmp_path / "out"
+    proc = _start_run(tmp_path, f, out)
     try:
-        assert proc.stdout is not None
-        deadline = time.monotonic() + 90
-        for line in proc.stdout:
-            if "running LoadTest long" in line or time.monotonic() > deadline:
-                break
+        _read_until(proc, "running LoadTest long")
         time.sleep(2.5)
-        assert len(pids_with(str(tiny_store))) == 2
-        proc.send_signal(sig)
+        assert len(pids_with(str(tiny_store))) == 1
+        proc.send_signal(signal.SIGINT)
         stdout, stderr = proc.communicate(timeout=60)
     finally:
         proc.kill()
     assert proc.returncode == 130, stdout + stderr
     assert "stopping: draining in-flight requests" in stdout
+    assert "LoadTest long: Failed" in stdout  # the partial results table is printed
     status = _results(out)
     assert status["phase"] == "Failed"
     complete = next(c for c in status["conditions"] if c["type"] == "Complete")
@@ -179,7 +168,29 @@ def test_interrupt_prints_partial_results_and_stops_every_server(
     assert wait_gone(str(tiny_store)) == []
 
 
-def test_against_a_running_server_discovers_models_from_the_repository_index(tiny_store: Path, tmp_path: Path) -> None:
+def test_sigterm_while_servers_start_stops_them(tiny_store: Path, tmp_path: Path) -> None:
+    f = write(
+        tmp_path / "all.yaml",
+        pack_doc("tiny", tiny_store.as_uri(), FLEET, per_server=2, port=any_free_port("127.0.0.1")),
+        loadtest_doc("t", "tiny", rate=RATE),
+    )
+    proc = _start_run(tmp_path, f, tmp_path / "out")
+    try:
+        _read_until(proc, "starting 2 servers")
+        deadline = time.monotonic() + 30
+        while len(pids_with(str(tiny_store))) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGTERM)
+        _stdout, stderr = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130, stderr
+    assert "interrupted" in stderr and "Traceback" not in stderr
+    assert wait_gone(str(tiny_store)) == []
+
+
+def test_against_a_running_server_missed_slo_exits_1(tiny_store: Path, tmp_path: Path) -> None:
+    """--endpoint: models come from the repository index; nothing is started or stopped; a missed SLO is exit 1."""
     port = any_free_port("127.0.0.1")
     argv = [sys.executable, "-m", "modelpack.cli.main", "serve", "--store", tiny_store.as_uri()]
     argv += ["--port", str(port), "--threads", "1", "--log-level", "warning"]
@@ -189,13 +200,17 @@ def test_against_a_running_server_discovers_models_from_the_repository_index(tin
         while not is_ready(f"http://127.0.0.1:{port}") and time.monotonic() < deadline:
             assert server.alive(), server.log_tail()
             time.sleep(0.2)
-        f = write(tmp_path / "lt.yaml", loadtest_doc("ext", "not-here", rate=RATE, slo=PASSING_SLO))
+        f = write(tmp_path / "lt.yaml", loadtest_doc("ext", "not-here", rate=RATE, slo={"p50LatencyMs": 0.001}))
         out = tmp_path / "out"
         done = run_cli(tmp_path, "-f", str(f), "--endpoint", f"http://127.0.0.1:{port}/", "--out", str(out))
         assert server.alive()  # `modelpack run` stops only what it started
-    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.returncode == 1, done.stdout + done.stderr
     assert f"found {len(FLEET)} models on 1 endpoint(s)" in done.stdout
+    assert "SLO missed: p50 latency" in done.stdout
     status = _results(out)
     assert status["results"]["successes"] == status["results"]["requests"] > 0
+    assert status["sloVerdict"] == "Missed"
+    assert status["slo"]["violations"][0].startswith("p50 latency ")
+    assert "SLO missed" in (out / "report.html").read_text()
     servers = json.loads((out / "servers.json").read_text())
     assert servers[0]["models"] == FLEET
