@@ -61,6 +61,13 @@ def _container(template_spec: Mapping[str, Any]) -> dict[str, Any]:
     return dict(containers[0])
 
 
+def _argv(container: Mapping[str, Any], args: list[str]) -> list[str]:
+    """command + args as the container runtime would join them; ``modelpack`` is this venv's console script."""
+    command = list(container["command"])
+    assert command[0] == "modelpack", f"unexpected command {command}"
+    return [MODELPACK, *command[1:], *args]
+
+
 def _wait_ready(url: str, proc: LocalProcess, timeout: float = 60.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -84,7 +91,7 @@ def run_server_deployment(deployment: Mapping[str, Any], workdir: Path) -> tuple
     env["MODELPACK_CACHE_DIR"] = str(workdir / "cache")
     env["HOME"] = str(workdir)
     name = deployment["metadata"]["name"]
-    proc = LocalProcess([MODELPACK, *args], env, workdir / f"{name}.log")
+    proc = LocalProcess(_argv(container, args), env, workdir / f"{name}.log")
     url = f"http://127.0.0.1:{port}"
     _wait_ready(url, proc)
     return url, proc
@@ -140,4 +147,4 @@ def run_job_pod(
                 env[key] = str(local / value[len(mount["mountPath"]) + 1 :])
     env["KUBECONFIG"] = str(kubeconfig)  # the worker ServiceAccount's token, as the pod would mount it
     env["HOME"] = str(pod_dir)
-    return LocalProcess([MODELPACK, *container["args"]], env, workdir / f"worker-{index}.log")
+    return LocalProcess(_argv(container, container.get("args") or []), env, workdir / f"worker-{index}.log")

@@ -123,6 +123,7 @@ def test_user_overrides_are_applied_last() -> None:
 def test_pods_are_locked_down_and_probed() -> None:
     dep = _deployment()
     pod, container = _pod(dep), _container(dep)
+    assert container["command"] == ["modelpack", "serve"]  # the server image's entrypoint, stated explicitly
     assert pod["automountServiceAccountToken"] is False
     assert pod["securityContext"]["runAsNonRoot"] is True
     assert container["securityContext"]["readOnlyRootFilesystem"] is True

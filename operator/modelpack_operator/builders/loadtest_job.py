@@ -80,7 +80,7 @@ def loadtest_job(loadtest: LoadTest, route_table: str, start_at: float, settings
     container = {
         "name": CONTAINER,
         "image": settings.image,
-        "args": ["worker"],
+        "command": ["modelpack", "worker"],
         "env": worker_env(loadtest, start_at),
         "resources": {
             "requests": {"cpu": settings.cpu, "memory": settings.memory},

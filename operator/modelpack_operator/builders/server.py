@@ -34,10 +34,9 @@ def _mebibytes(quantity: str) -> int:
 
 
 def server_args(pack: ModelPack, server: Server, store_uri: str) -> list[str]:
-    """The ``modelpack serve`` command line of one server; the model list is its share of the placement."""
+    """The ``modelpack serve`` flags of one server; the model list is its share of the placement."""
     spec = pack.spec.server
     args = [
-        "serve",
         "--host",
         "0.0.0.0",
         "--port",
@@ -105,6 +104,7 @@ def _container(pack: ModelPack, server: Server, settings: ServerSettings) -> dic
     return {
         "name": CONTAINER,
         "image": scheduling.server_image(_base_image(spec.image, settings), pack.spec.compute, settings),
+        "command": ["modelpack", "serve"],
         "args": server_args(pack, server, access.uri),
         "ports": [{"name": PORT_NAME, "containerPort": spec.port, "protocol": "TCP"}],
         "env": env,
