@@ -249,6 +249,30 @@ class Fleet:
         step.detail = {"models": models, "servers": servers}
         return step
 
+    def settle(self, quiet: float = 5.0, timeout: float = 300.0) -> StepResult:
+        """Wait (at most ``timeout``) until the operator makes no request for ``quiet`` seconds.
+
+        After a big change the operator works through the watch events it queued; this measures how long
+        that takes. Not settling within ``timeout`` is a result, not an error.
+        """
+        last, since = self.requests(), time.monotonic()
+        settled = False
+
+        def quiet_or_timeout() -> bool:
+            nonlocal last, since, settled
+            now = self.requests()
+            if now != last:
+                last, since = now, time.monotonic()
+            settled = time.monotonic() - since >= quiet
+            return settled or time.monotonic() - began > timeout
+
+        began = time.monotonic()
+        step = self.measure(
+            f"settle (until {quiet:.0f}s without a request)", lambda: None, quiet_or_timeout, timeout + 60
+        )
+        step.detail = {"settled": settled, "quiet_window_seconds": quiet, "timeout_seconds": timeout}
+        return step
+
     def steady(self, seconds: float) -> StepResult:
         step = self.measure(f"steady state {seconds:.0f}s", lambda: time.sleep(seconds), lambda: True, seconds + 10)
         step.detail = {"requests_per_minute": round(step.total_requests() / (step.seconds / 60), 1)}
