@@ -19,6 +19,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -165,7 +166,7 @@ class ControlPlane:
             ],
         )
         _log("generating certificates")
-        self._make_pki()
+        kcm_kubeconfig, sched_kubeconfig = self._make_pki()
         self._wait(etcd, lambda: _http_ok(f"{etcd_url}/health", None), "etcd /health")
 
         p = self.pki_dir
@@ -192,8 +193,6 @@ class ControlPlane:
         ctx.load_cert_chain(str(p / "admin.crt"), str(p / "admin.key"))
         self._wait(apiserver, lambda: _http_ok(f"{self.server}/readyz", ctx), "kube-apiserver /readyz")
 
-        kcm_kubeconfig = self._cert_kubeconfig("kcm", "system:kube-controller-manager")
-        sched_kubeconfig = self._cert_kubeconfig("scheduler", "system:kube-scheduler")
         kcm = self._spawn(
             "kube-controller-manager",
             [
@@ -253,14 +252,22 @@ class ControlPlane:
         self._wait(kwok, lambda: _http_ok(f"http://127.0.0.1:{ports['kwok']}/healthz", None), "kwok /healthz")
         self._wait(apiserver, self._default_service_account_exists, "default ServiceAccount from the controllers")
 
-    def _make_pki(self) -> None:
+    def _make_pki(self) -> tuple[Path, Path]:
+        """Every key and cert the plane needs, issued in parallel while etcd boots (openssl is the cost)."""
         p = self.pki_dir
-        self._ca = pki.make_ca(p)
+        ca = self._ca = pki.make_ca(p)
         sans = ("IP:127.0.0.1", "DNS:localhost", "DNS:kubernetes", "DNS:kubernetes.default",
                 "DNS:kubernetes.default.svc", "DNS:kubernetes.default.svc.cluster.local", "IP:10.96.0.1")  # fmt: skip
-        pki.issue(self._ca, p, "apiserver", "kube-apiserver", sans=sans)
-        pki.make_rsa_key(p, "sa")
-        self.kubeconfig = self._cert_kubeconfig("admin", "kubernetes-admin", ("system:masters",))
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            serving = pool.submit(pki.issue, ca, p, "apiserver", "kube-apiserver", (), sans)
+            sa_key = pool.submit(pki.make_rsa_key, p, "sa")
+            admin = pool.submit(self._cert_kubeconfig, "admin", "kubernetes-admin", ("system:masters",))
+            kcm = pool.submit(self._cert_kubeconfig, "kcm", "system:kube-controller-manager")
+            scheduler = pool.submit(self._cert_kubeconfig, "scheduler", "system:kube-scheduler")
+            serving.result()
+            sa_key.result()
+            self.kubeconfig = admin.result()
+            return kcm.result(), scheduler.result()
 
     def _cert_kubeconfig(self, name: str, user: str, groups: tuple[str, ...] = ()) -> Path:
         assert self._ca is not None

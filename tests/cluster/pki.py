@@ -7,6 +7,7 @@ ECDSA P-256 keys keep generation in the tens of milliseconds.
 
 from __future__ import annotations
 
+import secrets
 import shutil
 import subprocess
 from dataclasses import dataclass
@@ -71,7 +72,8 @@ def issue(
         lines.append("extendedKeyUsage=clientAuth")
     ext.write_text("\n".join(lines) + "\n")
     _openssl(
-        "x509", "-req", "-in", str(csr), "-CA", str(ca.cert), "-CAkey", str(ca.key), "-CAcreateserial",
+        "x509", "-req", "-in", str(csr), "-CA", str(ca.cert), "-CAkey", str(ca.key),
+        "-set_serial", str(secrets.randbits(63)),  # not -CAcreateserial: concurrent issues would race on ca.srl
         "-out", str(pair.cert), "-days", _DAYS, "-extfile", str(ext),
         cwd=directory,
     )  # fmt: skip
