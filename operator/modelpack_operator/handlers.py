@@ -72,13 +72,13 @@ async def _resync_forever(runtime: Runtime) -> None:
             log.exception("resync failed")
 
 
-def _gone(event: dict[str, Any]) -> bool:
+def _gone(event: kopf.RawEvent) -> bool:
     return event.get("type") == "DELETED"
 
 
 @kopf.on.event(GROUP, VERSION, "modelpacks")
-def modelpack_event(event: dict[str, Any], namespace: str, name: str, **_: Any) -> None:
-    if _gone(event):
+def modelpack_event(event: kopf.RawEvent, namespace: str | None, name: str, **_: Any) -> None:
+    if _gone(event) or namespace is None:
         return
     runtime = _rt()
     runtime.pack(namespace, name)
@@ -86,22 +86,24 @@ def modelpack_event(event: dict[str, Any], namespace: str, name: str, **_: Any) 
 
 
 @kopf.on.event("apps", "v1", "deployments", labels={L.MANAGED_BY: L.MANAGED_BY_VALUE, L.PACK: kopf.PRESENT})
-def server_event(labels: dict[str, str], namespace: str, **_: Any) -> None:
-    _rt().pack(namespace, labels[L.PACK])
+def server_event(labels: kopf.Labels, namespace: str | None, **_: Any) -> None:
+    if namespace is not None:
+        _rt().pack(namespace, labels[L.PACK])
 
 
 @kopf.on.event(GROUP, VERSION, "loadtests")
-def loadtest_event(event: dict[str, Any], namespace: str, name: str, **_: Any) -> None:
-    if not _gone(event):
+def loadtest_event(event: kopf.RawEvent, namespace: str | None, name: str, **_: Any) -> None:
+    if not _gone(event) and namespace is not None:
         _rt().loadtest(namespace, name)
 
 
 @kopf.on.event("batch", "v1", "jobs", labels={L.MANAGED_BY: L.MANAGED_BY_VALUE, L.LOADTEST: kopf.PRESENT})
-def job_event(labels: dict[str, str], namespace: str, **_: Any) -> None:
-    _rt().loadtest(namespace, labels[L.LOADTEST])
+def job_event(labels: kopf.Labels, namespace: str | None, **_: Any) -> None:
+    if namespace is not None:
+        _rt().loadtest(namespace, labels[L.LOADTEST])
 
 
 @kopf.on.event("", "v1", "configmaps", labels={L.COMPONENT: L.RESULT_COMPONENT, L.LOADTEST: kopf.PRESENT})
-def result_event(event: dict[str, Any], labels: dict[str, str], namespace: str, **_: Any) -> None:
-    if not _gone(event):
+def result_event(event: kopf.RawEvent, labels: kopf.Labels, namespace: str | None, **_: Any) -> None:
+    if not _gone(event) and namespace is not None:
         _rt().loadtest(namespace, labels[L.LOADTEST])

@@ -70,7 +70,8 @@ class Runtime:
 
     def resync(self) -> None:
         """Reconcile every pack and unfinished LoadTest once; what the periodic loop runs."""
-        for namespace in self.namespaces or [None]:
+        scopes: list[str | None] = list(self.namespaces) or [None]
+        for namespace in scopes:
             for kind, handler in (("ModelPack", self.pack), ("LoadTest", self.loadtest)):
                 try:
                     items = self.kube.list(API_VERSION, kind, namespace)
