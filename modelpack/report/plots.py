@@ -7,6 +7,7 @@ state), so rendering a report never opens a window and is safe in any process.
 from __future__ import annotations
 
 import io
+import itertools
 import math
 import re
 from collections.abc import Mapping, Sequence
@@ -18,7 +19,7 @@ from matplotlib import rc_context
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
-from modelpack.api.loadtest import ModelResult
+from modelpack.api.loadtest import ModelResult, SweepStep
 
 COLORS = {"p50": "#2b8cbe", "p90": "#7bccc4", "p99": "#f03b20", "max": "#bdbdbd", "ok": "#31a354", "err": "#de2d26"}
 SENT_COLOR = "#636363"
@@ -95,6 +96,37 @@ def throughput_over_time(timeline: Sequence[Mapping[str, Any]]) -> str | None:
     ax.set_ylabel("requests per second")
     ax.set_ylim(bottom=0)
     ax.legend(loc="lower left", bbox_to_anchor=(0.0, 1.0), ncols=3, frameon=False)
+    return _svg(fig)
+
+
+def sweep_steps(steps: Sequence[SweepStep], slo_p99_ms: float | None) -> str | None:
+    """Throughput and p99 against the offered rate: where the curve bends is the pack's capacity."""
+    if not steps:
+        return None
+    fig, ax = _figure()
+    rates = [s.rate for s in steps]
+    ax.plot(rates, [s.throughput for s in steps], color=COLORS["ok"], marker="o", label="ok/s")
+    ax.plot(rates, rates, color=SENT_COLOR, linestyle="--", linewidth=1.0, label="offered")
+    ax.set_xlabel("offered rate, requests per second")
+    ax.set_ylabel("successful requests per second")
+    ax.set_ylim(bottom=0)
+    right = ax.twinx()
+    right.plot(rates, [s.p99_ms for s in steps], color=COLORS["p99"], marker="s", label="p99 ms")
+    if slo_p99_ms is not None:
+        right.axhline(slo_p99_ms, color=COLORS["p99"], linestyle=":", linewidth=1.0, label="p99 SLO")
+    right.set_ylabel("p99 latency, ms")
+    right.set_ylim(bottom=0)
+    right.spines[["top"]].set_visible(False)
+    gaps = [b - a for a, b in itertools.pairwise(sorted(rates)) if b > a]
+    half = (min(gaps) if gaps else max(rates[0], 1.0)) / 4
+    for step in steps:
+        if not step.slo_met:
+            ax.axvspan(step.rate - half, step.rate + half, color=COLORS["err"], alpha=0.12, linewidth=0)
+    handles = ax.get_legend_handles_labels()
+    more = right.get_legend_handles_labels()
+    ax.legend(
+        handles[0] + more[0], handles[1] + more[1], loc="lower left", bbox_to_anchor=(0.0, 1.0), ncols=4, frameon=False
+    )
     return _svg(fig)
 
 

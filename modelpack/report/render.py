@@ -67,6 +67,10 @@ def render_html(data: ReportData) -> str:
         "throughput_over_time": plots.throughput_over_time(data.timeline),
         "latency_histogram": plots.latency_histogram(hist),
         "percentile_spectrum": plots.percentile_spectrum(hist),
+        "sweep": plots.sweep_steps(
+            data.status.sweep.steps if data.status.sweep else [],
+            data.loadtest.spec.slo.p99_latency_ms if data.loadtest.spec.slo else None,
+        ),
         "slowest_models": plots.slowest_models(results.per_model or []) if results else None,
         "server_counters": plots.per_server_counters({s.name: s.metrics_delta() for s in data.servers}, chart_counters),
     }

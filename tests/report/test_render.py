@@ -158,3 +158,19 @@ def test_report_renders_in_headless_chromium(tmp_path: Path) -> None:
     assert isinstance(pixel, tuple)
     r, g, b = pixel[:3]
     assert r > 180 and g < 90 and b < 90, (r, g, b)
+
+
+def test_sweep_report_shows_the_capacity_and_every_step() -> None:
+    from modelpack.api.loadtest import SweepResult, SweepStep
+
+    base = _data(SloVerdict(met=True), {"p99LatencyMs": 100})
+    steps = [
+        SweepStep(rate=r, slo_met=r <= 30, throughput=min(r, 35), p50_ms=5 + r / 10, p99_ms=20 + r * 2, error_rate=0.0)
+        for r in (10, 20, 30, 40)
+    ]
+    status = base.status.model_copy(update={"sweep": SweepResult(max_rate_meeting_slo=30, steps=steps)})
+    html = render_html(ReportData(loadtest=base.loadtest, status=status, timeline=base.timeline))
+    assert "the SLO holds up to 30 req/s" in html
+    assert html.count("missed</td>") == 1  # the 40 req/s step
+    assert '<section id="sweep">' in html
+    assert html.count("<svg") == 6  # sweep, latency/time, throughput/time, histogram, percentiles, slowest models
