@@ -246,6 +246,9 @@ def run_local(opts: RunOptions, console: Console) -> RunReport:
     started = datetime.now(UTC)
     out_dir = opts.out_dir or default_out_dir(opts.cwd / opts.results_base, loadtest.metadata.name, started)
     notes: list[str] = []
+    if loadtest.spec.workers != 1:
+        notes.append(f"spec.workers is {loadtest.spec.workers}: locally one in-process worker sends the whole rate.")
+        console.print(f"note: {notes[-1]}", style="yellow")
     with ProcessGroup(log_dir=out_dir / "logs") as group, _sigterm_as_interrupt():
         servers: list[LocalServer] = []
         if objs.pack is not None:
@@ -306,6 +309,7 @@ def _start_pack(
     pack: ModelPack, opts: RunOptions, group: ProcessGroup, console: Console, notes: list[str]
 ) -> list[LocalServer]:
     spec = pack.spec
+    first_note = len(notes)
     store = resolve_store(spec.store, opts.cwd)
     names = spec.models.expand()
     build_models(store, names, opts, console)
@@ -315,7 +319,7 @@ def _start_pack(
         notes.append(f"spec.replicas is {spec.replicas}: locally each server runs as one process.")
     if spec.compute.type in ("inferentia", "gpu"):
         notes.append(f"compute.type {spec.compute.type}: locally the models run on this machine's CPU.")
-    for note in notes:
+    for note in notes[first_note:]:
         console.print(f"note: {note}", style="yellow")
     console.print(f"starting {len(placement.servers)} servers for {len(names)} models")
     cfg = ServeConfig(
