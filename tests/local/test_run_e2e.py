@@ -204,6 +204,12 @@ def test_against_a_running_server_missed_slo_exits_1(tiny_store: Path, tmp_path:
         out = tmp_path / "out"
         done = run_cli(tmp_path, "-f", str(f), "--endpoint", f"http://127.0.0.1:{port}/", "--out", str(out))
         assert server.alive()  # `modelpack run` stops only what it started
+        wrong = loadtest_doc("ext", "not-here", rate=RATE)
+        wrong["spec"]["target"]["models"] = {"selection": "list", "names": ["m-00", "no-such-model"]}
+        bad = run_cli(
+            tmp_path, "-f", str(write(tmp_path / "bad.yaml", wrong)), "--endpoint", f"http://127.0.0.1:{port}"
+        )
+        assert server.alive()
     assert done.returncode == 1, done.stdout + done.stderr
     assert f"found {len(FLEET)} models on 1 endpoint(s)" in done.stdout
     assert "SLO missed: p50 latency" in done.stdout
@@ -214,3 +220,5 @@ def test_against_a_running_server_missed_slo_exits_1(tiny_store: Path, tmp_path:
     assert "SLO missed" in (out / "report.html").read_text()
     servers = json.loads((out / "servers.json").read_text())
     assert servers[0]["models"] == FLEET
+    assert bad.returncode == 2, bad.stdout + bad.stderr
+    assert "modelpack run: error: target.models.names: not served: no-such-model" in bad.stderr
