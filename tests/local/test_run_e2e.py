@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from modelpack.local.metrics import scrape
 from modelpack.local.ports import any_free_port
 from modelpack.local.processes import ProcessGroup
 from modelpack.local.servers import is_ready
@@ -132,6 +133,18 @@ def _start_run(tmp_path: Path, f: Path, out: Path) -> subprocess.Popen[str]:
     )
 
 
+def _wait_served(url: str, at_least: int, timeout: float = 60) -> float:
+    """Requests the server has answered, once it has answered ``at_least`` (or the timeout passed)."""
+    deadline = time.monotonic() + timeout
+    served = 0.0
+    while time.monotonic() < deadline:
+        served = sum(v for k, v in scrape(url).items() if k.startswith("modelpack_requests_total"))
+        if served >= at_least:
+            break
+        time.sleep(0.2)
+    return served
+
+
 def _read_until(proc: subprocess.Popen[str], text: str) -> None:
     assert proc.stdout is not None
     for line in proc.stdout:
@@ -141,16 +154,18 @@ def _read_until(proc: subprocess.Popen[str], text: str) -> None:
 
 
 def test_ctrl_c_during_the_load_prints_partial_results_and_stops_every_server(tiny_store: Path, tmp_path: Path) -> None:
+    port = any_free_port("127.0.0.1")
     f = write(
         tmp_path / "all.yaml",
-        pack_doc("tiny", tiny_store.as_uri(), FLEET, per_server=4, port=any_free_port("127.0.0.1")),
+        pack_doc("tiny", tiny_store.as_uri(), FLEET, per_server=4, port=port),
         loadtest_doc("long", "tiny", rate=RATE, duration="60s", warmup="0s"),
     )
     out = tmp_path / "out"
     proc = _start_run(tmp_path, f, out)
     try:
         _read_until(proc, "running LoadTest long")
-        time.sleep(2.5)
+        served = _wait_served(f"http://127.0.0.1:{port}", at_least=10)
+        assert served >= 10
         assert len(pids_with(str(tiny_store))) == 1
         proc.send_signal(signal.SIGINT)
         stdout, stderr = proc.communicate(timeout=60)
