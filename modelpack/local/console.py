@@ -17,8 +17,8 @@ def _models_cell(models: Sequence[str], shown: int = 3) -> str:
     return head + (f", … ({len(models)} models)" if len(models) > shown else "")
 
 
-def placement_table(pack: str, servers: Sequence[LocalServer], reason: str) -> Table:
-    table = Table(title=f"ModelPack {pack}: {len(servers)} servers ({reason})", title_justify="left")
+def placement_table(pack: str, servers: Sequence[LocalServer]) -> Table:
+    table = Table(title=f"ModelPack {pack}: {len(servers)} servers", title_justify="left")
     table.add_column("server")
     table.add_column("port", justify="right")
     table.add_column("models", justify="right")

@@ -338,5 +338,6 @@ def _start_pack(
         ready_timeout=opts.ready_timeout,
         on_event=lambda msg: console.print(f"note: {msg}", style="yellow"),
     )
-    console.print(out.placement_table(pack.metadata.name, servers, plan.reason))
+    console.print(out.placement_table(pack.metadata.name, servers))
+    console.print(f"threads per server: {plan.reason}")
     return servers
