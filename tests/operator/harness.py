@@ -80,7 +80,7 @@ class OperatorProcess:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(self.popen.pid, signal.SIGTERM)
         try:
-            self.popen.wait(timeout=15)
+            self.popen.wait(timeout=5)
         except subprocess.TimeoutExpired:
             self.kill()
 

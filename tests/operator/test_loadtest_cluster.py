@@ -223,7 +223,7 @@ def test_deleting_a_running_loadtest_garbage_collects_its_job(
     _ready_pack(crds, kube, namespace, store, op)
     _apply(crds, namespace, loadtest_doc(namespace=namespace))
     _job(kube, namespace, "lt", op)
-    crds.kubectl("delete", "loadtest", "lt", "-n", namespace)
+    crds.kubectl("delete", "loadtests.modelpack.dev", "lt", "-n", namespace)
     wait_until(lambda: kube.get("batch/v1", "Job", namespace, "lt-load") is None, "Job garbage-collected", op=op)
     wait_until(lambda: not kube.list("v1", "Pod", namespace, f"{L.LOADTEST}=lt"), "worker pods gone", op=op)
     assert op.alive()

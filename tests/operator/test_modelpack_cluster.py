@@ -170,7 +170,7 @@ def test_deleting_the_pack_garbage_collects_its_objects(
     op = start_operator()
     assert _apply(crds, namespace, pack_doc(namespace=namespace)).returncode == 0
     wait_until(lambda: _ready(kube, namespace, "bert"), "pack Ready", op=op)
-    crds.kubectl("delete", "modelpack", "bert", "-n", namespace)
+    crds.kubectl("delete", "modelpacks.modelpack.dev", "bert", "-n", namespace)
     wait_until(
         lambda: (
             not _servers(kube, namespace, "bert")
