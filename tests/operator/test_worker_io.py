@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -12,7 +13,7 @@ from modelpack.loadgen.outcome import LoadOutcome
 from modelpack.loadgen.tally import Tally
 from modelpack_operator import results as R
 from modelpack_operator import workerenv as E
-from tests.operator.harness import MODELPACK
+from tests.operator.harness import MODELPACK, ROOT
 
 GOOD_ENV = {
     E.LOADTEST: "lt",
@@ -101,3 +102,13 @@ def test_operator_cli_refuses_bad_settings_and_flags(tmp_path: Path) -> None:
         timeout=60,
     )
     assert proc.returncode == 2 and "cannot load Kubernetes credentials" in proc.stderr
+
+
+def test_operator_and_worker_never_import_torch() -> None:
+    """The operator image installs `.[operator]` only: nothing on these paths may need torch."""
+    code = (
+        "import sys, modelpack_operator.handlers, modelpack_operator.worker, modelpack.cli.worker, "
+        "modelpack.cli.operator; print('torch' in sys.modules, 'model_server' in sys.modules)"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=ROOT)
+    assert proc.stdout.split() == ["False", "False"], proc.stderr
