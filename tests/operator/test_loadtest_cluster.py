@@ -141,6 +141,12 @@ def test_loadtest_runs_workers_merges_results_and_judges_the_slo(
     assert condition(status, "Complete")["status"] == "True"
     assert condition(status, "SLOMet")["status"] == "True"
     assert {"Running", "Succeeded"} <= {e["reason"] for e in events_for(kube, namespace, "lt")}
+    # Cost: the pack's 2 server pods (100m CPU each) on c6i.4xlarge kwok nodes, priced from the built-in table.
+    cost = status["cost"]
+    assert cost["hourlyCost"] > 0 and cost["currency"] == "USD"
+    assert cost["costPerMillionRequests"] == pytest.approx(
+        cost["hourlyCost"] / (results["throughput"] * 3600) * 1e6, rel=1e-3
+    )
 
     # The same pack, an SLO no server can meet: Failed, with the bound and the measured value.
     _apply(

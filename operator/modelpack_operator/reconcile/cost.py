@@ -32,7 +32,8 @@ def price_table(kube: Kube, settings: OperatorSettings) -> PriceTable:
 
 def loadtest_cost(kube: Kube, lt: LoadTest, throughput: float, settings: OperatorSettings) -> Cost | None:
     namespace = lt.metadata.namespace or "default"
-    selector = f"{L.pack_selector(lt.spec.target.model_pack)},{L.COMPONENT}={L.SERVER_COMPONENT}"
+    # Pod labels come from the Deployment's template (no managed-by label there), so select on pack + component.
+    selector = f"{L.PACK}={lt.spec.target.model_pack},{L.COMPONENT}={L.SERVER_COMPONENT}"
     try:
         pods = kube.list("v1", "Pod", namespace, selector)
         node_names = {(p.get("spec") or {}).get("nodeName") for p in pods} - {None, ""}
