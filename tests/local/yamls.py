@@ -23,6 +23,13 @@ def pack_doc(name: str, store: str, models: list[str], per_server: int = 2, port
     }
 
 
+# What a client of a text model sends; the server tokenizes it.
+TEXT_REQUEST = {
+    "mode": "given",
+    "request": {"inputs": [{"name": "text", "datatype": "BYTES", "shape": [1], "data": ["a short sentence"]}]},
+}
+
+
 def loadtest_doc(
     name: str,
     pack: str,
@@ -31,7 +38,7 @@ def loadtest_doc(
     duration: str = "3s",
     warmup: str = "1s",
     slo: dict[str, Any] | None = None,
-    payload: dict[str, Any] | None = None,
+    payload: dict[str, Any] | None = TEXT_REQUEST,
 ) -> dict[str, Any]:
     spec: dict[str, Any] = {
         "target": {"modelPack": pack, "spread": "zipf"},
