@@ -99,11 +99,11 @@ def build_models(store: LocalStore, names: Sequence[str], opts: RunOptions, cons
         return
     missing = missing_models(store.directory, names)
     if not missing:
-        console.print(f"store {store.directory}: all {len(names)} models present")
+        console.print(f"store {store.directory}: all {len(names)} models present", soft_wrap=True)
         return
     from model_server.fleet import build_fleet  # torch: imported only when models must be built
 
-    console.print(f"store {store.directory}: building {len(missing)} of {len(names)} models")
+    console.print(f"store {store.directory}: building {len(missing)} of {len(names)} models", soft_wrap=True)
     columns = (TextColumn("building models"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=console, transient=False) as progress:
         task = progress.add_task("build", total=len(missing))
@@ -260,7 +260,9 @@ def run_local(opts: RunOptions, console: Console) -> RunReport:
             targets = {url: url for url in dict.fromkeys(routes.values())}
             console.print(f"found {len(routes)} models on {len(targets)} endpoint(s)")
         metrics_start = _scrape_all(targets)
-        console.print(f"running LoadTest {loadtest.metadata.name} (Ctrl-C stops it and keeps what was measured)")
+        console.print(
+            f"running LoadTest {loadtest.metadata.name} (Ctrl-C stops it and keeps what was measured)", soft_wrap=True
+        )
         load = run_loadtest(loadtest, routes, console)
         metrics_end = _scrape_all(targets)
         died = _servers_that_died(servers)
@@ -296,8 +298,8 @@ def run_local(opts: RunOptions, console: Console) -> RunReport:
     console.print(out.results_table(loadtest.metadata.name, status))
     out.print_verdict(console, status)
     report = write_results(out_dir, data, [o for o in (objs.pack, loadtest) if o is not None])
-    console.print(f"results: {out_dir / 'results.json'}")
-    console.print(f"report:  {report}")
+    console.print(f"results: {out_dir / 'results.json'}", soft_wrap=True)
+    console.print(f"report:  {report}", soft_wrap=True)
     if load.interrupted:
         return RunReport(EXIT_INTERRUPTED, out_dir, report)
     if verdict is not None and not verdict.met:
