@@ -98,6 +98,7 @@ def create_app(settings: Settings) -> FastAPI:
             ),
             metrics=metrics,
             max_pending_loads=settings.max_pending_loads,
+            jit_optimize=settings.jit_optimize,
         )
         registry.register(names)
         app.state.registry = registry

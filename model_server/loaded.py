@@ -25,11 +25,17 @@ class LoadedModel:
     module: torch.jit.ScriptModule
     tokenizer: Tokenizer | None
     size_bytes: int
+    jit_optimize: bool = False
 
     def run(self, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
-        """Blocking forward pass; called from an inference thread, never the event loop."""
+        """Blocking forward pass; called from an inference thread, never the event loop.
+
+        TorchScript's optimizing executor profiles and re-specializes each module for every new input shape: a
+        large first-call cost per (model, batch size) that buys no measurable steady-state speed for these models
+        (docs/perf/server.md), and a server with thousands of models pays it constantly. Hence off by default.
+        """
         tensors = [torch.from_numpy(a) for a in inputs]
-        with torch.inference_mode():
+        with torch.jit.optimized_execution(self.jit_optimize), torch.inference_mode():
             out = self.module(*tensors)
         outs = out if isinstance(out, (tuple, list)) else (out,)
         if len(outs) != len(self.config.outputs):

@@ -85,6 +85,7 @@ class Registry:
         metrics: ServerMetrics,
         loader: Loader = load_model,
         max_pending_loads: int = 32,
+        jit_optimize: bool = False,
     ) -> None:
         self.store = store
         self.memory_budget = memory_budget
@@ -95,6 +96,7 @@ class Registry:
         self.metrics = metrics
         self._loader = loader
         self.max_pending_loads = max_pending_loads
+        self.jit_optimize = jit_optimize
         self._pending_loads = 0
         self._entries: dict[str, Entry] = {}
         self._lru: OrderedDict[str, Entry] = OrderedDict()  # loaded models, least recently used first
@@ -199,6 +201,7 @@ class Registry:
             )
             return
         self._evict_until(self.memory_budget - model.size_bytes)
+        model.jit_optimize = self.jit_optimize
         entry.model, entry.config = model, model.config
         batch_limit = model.config.max_batch_size or 1
         entry.batcher = Batcher(

@@ -39,6 +39,10 @@ class Settings:
     max_pending_loads: int = 32
     """Models waiting to load at once; requests that need yet another load get 503 + Retry-After meanwhile."""
 
+    jit_optimize: bool = False
+    """TorchScript's optimizing (profiling) executor: off by default, as its per-model, per-shape warm-up costs
+    more than it saves when a process serves many models."""
+
     memory_budget: int = 2 * 1024**3
     """Bytes of loaded models (parameters + buffers); least recently used idle models are evicted beyond it."""
 

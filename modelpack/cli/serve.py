@@ -30,6 +30,7 @@ ENV_VARS: dict[str, str] = {
     "max_queue_delay_ms": "MODELPACK_MAX_QUEUE_DELAY_MS",
     "max_queue_size": "MODELPACK_MAX_QUEUE_SIZE",
     "preload": "MODELPACK_PRELOAD",
+    "jit_optimize": "MODELPACK_JIT_OPTIMIZE",
     "max_body_bytes": "MODELPACK_MAX_BODY_BYTES",
     "cache_dir": "MODELPACK_CACHE_DIR",
     "graceful_shutdown_s": "MODELPACK_GRACEFUL_SHUTDOWN_S",
@@ -57,6 +58,12 @@ def register(parser: argparse.ArgumentParser) -> None:
     add("--max-queue-delay-ms", help="batching delay, ms (default 5)" + env("max_queue_delay_ms"))
     add("--max-queue-size", help="queued requests per model before 503 (default 256)" + env("max_queue_size"))
     add("--preload", action="store_true", default=None, help="load models at start" + env("preload"))
+    add(
+        "--jit-optimize",
+        action="store_true",
+        default=None,
+        help="TorchScript's profiling optimizer (default off: its warm-up per model and shape)" + env("jit_optimize"),
+    )
     add("--max-body-bytes", help="largest request body, e.g. 16Mi (default 16Mi)" + env("max_body_bytes"))
     add("--cache-dir", help="download cache for s3:// stores" + env("cache_dir"))
     add("--graceful-shutdown-s", help="seconds to finish in-flight requests on SIGTERM (default 30)")
@@ -181,6 +188,7 @@ def settings_from_args(args: argparse.Namespace) -> Any:
         max_queue_delay_ms=_typed(args, "max_queue_delay_ms", _float, defaults.max_queue_delay_ms, "ms >= 0"),
         max_queue_size=_typed(args, "max_queue_size", _int(1), defaults.max_queue_size, "an integer >= 1"),
         preload=_typed(args, "preload", _bool, defaults.preload, "true or false"),
+        jit_optimize=_typed(args, "jit_optimize", _bool, defaults.jit_optimize, "true or false"),
         max_body_bytes=_typed(args, "max_body_bytes", _quantity, defaults.max_body_bytes, "a quantity like 16Mi"),
         cache_dir=_typed(args, "cache_dir", Path, defaults.cache_dir),
         graceful_shutdown_s=_typed(args, "graceful_shutdown_s", _float, defaults.graceful_shutdown_s, "seconds"),

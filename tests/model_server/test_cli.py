@@ -72,6 +72,9 @@ def test_settings_from_flags_and_env(fleet: Path, monkeypatch: pytest.MonkeyPatc
     assert settings.max_batch_size == 4  # the flag wins
     assert settings.preload is True
     assert settings.models is None
+    assert settings.jit_optimize is False
+    monkeypatch.setenv("MODELPACK_JIT_OPTIMIZE", "1")
+    assert settings_from_args(args).jit_optimize is True
 
 
 @pytest.mark.parametrize(
