@@ -6,7 +6,8 @@
 It prints ``PORT <n>`` once listening. ``--stall-after N`` blocks the whole process (time.sleep) while
 handling the N-th inference: a GC-pause-like stall where nothing is answered. ``--serial-ms`` serves one
 request at a time for that long each: a single-queue server whose latency grows without bound past
-1000/serial-ms requests per second. ``GET /stats`` returns how many inference requests arrived, per model.
+1000/serial-ms requests per second. ``GET /stats`` returns how many inference requests arrived, per model,
+and the most ever in progress at once.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ def build_app(args: argparse.Namespace) -> web.Application:
     model_delay = {k: float(v) / 1000 for k, v in (item.split("=") for item in args.model_delay)}
     counts: Counter[str] = Counter()
     lock = asyncio.Lock()
-    state = {"infer": 0}
+    state = {"infer": 0, "in_flight": 0, "max_in_flight": 0}
 
     def metadata(name: str) -> dict[str, object]:
         return {
@@ -54,6 +55,14 @@ def build_app(args: argparse.Namespace) -> web.Application:
             return web.json_response({"error": "no inputs"}, status=400)
         state["infer"] += 1
         counts[name] += 1
+        state["in_flight"] += 1
+        state["max_in_flight"] = max(state["max_in_flight"], state["in_flight"])
+        try:
+            return await answer(name)
+        finally:
+            state["in_flight"] -= 1
+
+    async def answer(name: str) -> web.Response:
         if args.stall_after and state["infer"] == args.stall_after:
             time.sleep(args.stall_ms / 1000)  # blocks the event loop: nothing is answered meanwhile
         if args.serial_ms:
@@ -75,7 +84,9 @@ def build_app(args: argparse.Namespace) -> web.Application:
         return web.json_response([{"name": m, "version": "1", "state": "READY"} for m in models])
 
     async def stats(request: web.Request) -> web.Response:
-        return web.json_response({"infer": state["infer"], "per_model": dict(counts)})
+        return web.json_response(
+            {"infer": state["infer"], "per_model": dict(counts), "max_in_flight": state["max_in_flight"]}
+        )
 
     app = web.Application()
     app.router.add_get("/v2/models/{model}", get_model)
