@@ -183,17 +183,26 @@ def test_ctrl_c_during_the_load_prints_partial_results_and_stops_every_server(ti
     assert wait_gone(str(tiny_store)) == []
 
 
-def test_sigterm_while_servers_start_stops_them(tiny_store: Path, tmp_path: Path) -> None:
+def test_missing_models_are_built_then_sigterm_while_servers_start_stops_them(tmp_path: Path) -> None:
+    store = tmp_path / "fresh-store"
+    models = ["new-a", "new-b"]
     f = write(
         tmp_path / "all.yaml",
-        pack_doc("tiny", tiny_store.as_uri(), FLEET, per_server=2, port=any_free_port("127.0.0.1")),
-        loadtest_doc("t", "tiny", rate=RATE),
+        pack_doc("fresh", "file:///./fresh-store", models, per_server=1, port=any_free_port("127.0.0.1")),
+        loadtest_doc("t", "fresh", rate=RATE),
     )
-    proc = _start_run(tmp_path, f, tmp_path / "out")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "modelpack.cli.main", "run", "-f", str(f), "--layers", "1", "--hidden", "32"],
+        cwd=tmp_path,
+        env=_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         _read_until(proc, "starting 2 servers")
         deadline = time.monotonic() + 30
-        while len(pids_with(str(tiny_store))) < 2 and time.monotonic() < deadline:
+        while len(pids_with(str(store))) < 2 and time.monotonic() < deadline:
             time.sleep(0.05)
         proc.send_signal(signal.SIGTERM)
         _stdout, stderr = proc.communicate(timeout=60)
@@ -201,7 +210,11 @@ def test_sigterm_while_servers_start_stops_them(tiny_store: Path, tmp_path: Path
         proc.kill()
     assert proc.returncode == 130, stderr
     assert "interrupted" in stderr and "Traceback" not in stderr
-    assert wait_gone(str(tiny_store)) == []
+    assert wait_gone(str(store)) == []
+    # The relative file:///./ store was resolved against the working directory and filled there.
+    for name in models:
+        assert (store / name / "model.pt").stat().st_size > 0
+        assert json.loads((store / name / "config.json").read_text())["source"]["shape"]["layers"] == 1
 
 
 def test_against_a_running_server_missed_slo_exits_1(tiny_store: Path, tmp_path: Path) -> None:
