@@ -7,6 +7,7 @@ Against the real control plane (``tests.cluster``), the operator's reconcile fun
 with an API client that counts requests, on a pack of ``--models`` models at ``--per-server`` density:
 
 - cold: nothing exists yet (route table, Deployments, Services, status);
+- settle: the reconcile right after, which sees the new Deployments for the first time (status write);
 - no-op: everything in place (what every resync and event costs);
 - +1 server: ``--per-server`` models added (one new server).
 
@@ -35,7 +36,7 @@ from modelpack_operator.builders.routes import route_table
 from modelpack_operator.builders.server import server_deployment, server_service
 from modelpack_operator.kube import Kube
 from modelpack_operator.reconcile.modelpack import reconcile_pack
-from modelpack_operator.settings import OperatorSettings
+from modelpack_operator.settings import OperatorSettings, ReconcileSettings
 from tests.cluster.controlplane import ControlPlane
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -110,8 +111,9 @@ def main() -> None:
     parser.add_argument("--models", type=int, default=3000)
     parser.add_argument("--per-server", type=int, default=16)
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--apply-concurrency", type=int, default=8, help="MODELPACK_RECONCILE_APPLY_CONCURRENCY")
     args = parser.parse_args()
-    settings = OperatorSettings()
+    settings = OperatorSettings(reconcile=ReconcileSettings(apply_concurrency=args.apply_concurrency))
     servers = -(-args.models // args.per_server)
     rows: dict[str, list[Any]] = {}
     with ControlPlane() as cp:
@@ -127,11 +129,19 @@ def main() -> None:
             cp.apply(doc, namespace=ours)
             uid = kube.get(API, "ModelPack", ours, "fleet")["metadata"]["uid"]  # type: ignore[index]
             cold = timed_reconcile(kube, ours, settings)
+            settle = timed_reconcile(kube, ours, settings)  # first sight of the created Deployments: status changes
             noop = timed_reconcile(kube, ours, settings)
             bigger = copy.deepcopy(doc)
             bigger["spec"]["models"]["count"] = args.models + args.per_server
             cp.apply(bigger, namespace=ours)
             grow = timed_reconcile(kube, ours, settings)
+            seq_ns = f"seq-{run}"
+            cp.kubectl("create", "namespace", seq_ns)
+            cp.apply(pack_doc(seq_ns, args.models, args.per_server), namespace=seq_ns)
+            sequential = timed_reconcile(
+                kube, seq_ns, OperatorSettings(reconcile=ReconcileSettings(apply_concurrency=1))
+            )
+            cp.kubectl("delete", "namespace", seq_ns, "--wait=false")
             peer_doc = pack_doc(peer, args.models, args.per_server)
             peer_cold = kubectl_apply(cp, peer, peer_manifests(peer_doc, uid, settings))
             peer_noop = kubectl_apply(cp, peer, peer_manifests(peer_doc, uid, settings))
@@ -139,6 +149,8 @@ def main() -> None:
             peer_grow = kubectl_apply(cp, peer, peer_manifests(peer_doc, uid, settings))
             for key, value in {
                 "cold": cold,
+                "cold_sequential": sequential,
+                "settle": settle,
                 "noop": noop,
                 "grow": grow,
                 "peer_cold": peer_cold,
@@ -147,7 +159,8 @@ def main() -> None:
             }.items():
                 rows.setdefault(key, []).append(value)
             print(
-                f"run {run}: cold {cold[0]:.2f}s/{fmt_calls(cold[1])}  noop {noop[0]:.3f}s/{fmt_calls(noop[1])}  "
+                f"run {run}: cold {cold[0]:.2f}s/{fmt_calls(cold[1])} (sequential {sequential[0]:.2f}s)  "
+                f"noop {noop[0]:.3f}s/{fmt_calls(noop[1])}  "
                 f"grow {grow[0]:.3f}s/{fmt_calls(grow[1])} | kubectl apply {peer_cold:.2f}s, "
                 f"re-run {peer_noop:.2f}s, +1 server {peer_grow:.2f}s",
                 flush=True,
@@ -159,13 +172,20 @@ def main() -> None:
         values = [v[0] if isinstance(v, tuple) else v for v in rows[key]]
         return statistics.median(values)
 
-    print(f"\n{args.models} models, {args.per_server}/server = {servers} servers, {args.runs} runs (median)")
+    print(
+        f"\n{args.models} models, {args.per_server}/server = {servers} servers, {args.runs} runs (median), "
+        f"apply concurrency {args.apply_concurrency}"
+    )
     print("| step | operator reconcile | API requests (operator) | kubectl apply of all manifests | ratio ours/peer |")
     print("|---|---|---|---|---|")
     for step, label in (("cold", "first creation"), ("noop", "nothing changed"), ("grow", "+1 server")):
         ours_s, peer_s = med(step), med(f"peer_{step}")
         calls = rows[step][0][1]
         print(f"| {label} | {ours_s:.3f} s | {fmt_calls(calls)} | {peer_s:.3f} s | {ours_s / peer_s:.3f} |")
+        if step == "cold":
+            seq_s = med("cold_sequential")
+            label = "first creation, one write at a time"
+            print(f"| {label} | {seq_s:.3f} s | {fmt_calls(calls)} | {peer_s:.3f} s | {seq_s / peer_s:.3f} |")
 
 
 if __name__ == "__main__":

@@ -1,18 +1,18 @@
-"""The operator's running state: API client, settings, and one lock per object so reconciles never overlap.
+"""The operator's running state: API client, settings, and at most one reconcile per object at a time.
 
 Every trigger (a watch event on the object, on a Deployment/Job/ConfigMap it owns, or the periodic
 resync) funnels into :meth:`Runtime.pack` or :meth:`Runtime.loadtest`, which re-read the object and
-reconcile it under its lock. Failures are logged and left to the next trigger or resync: no retry loop
-can spin, and a broken object never stops the others.
+reconcile it; triggers arriving during a run fold into one re-run (``coalesce``). Failures are logged and
+left to the next trigger or resync: no retry loop can spin, and a broken object never stops the others.
 """
 
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Sequence
 
 from modelpack_operator import metrics
+from modelpack_operator.coalesce import Coalescer
 from modelpack_operator.kube import Kube, KubeError
 from modelpack_operator.reconcile.loadtest import TERMINAL_PHASES, reconcile_loadtest
 from modelpack_operator.reconcile.modelpack import reconcile_pack
@@ -28,32 +28,31 @@ class Runtime:
         self.settings = settings
         self.namespaces = list(namespaces)
         """Watched namespaces; empty means cluster-wide."""
-        self._locks: dict[tuple[str, str, str], threading.Lock] = {}
-        self._guard = threading.Lock()
-
-    def _lock(self, kind: str, namespace: str, name: str) -> threading.Lock:
-        with self._guard:
-            return self._locks.setdefault((kind, namespace, name), threading.Lock())
+        self._runs = Coalescer()
 
     def pack(self, namespace: str, name: str) -> None:
-        with self._lock("ModelPack", namespace, name):
-            try:
-                body = self.kube.get(API_VERSION, "ModelPack", namespace, name)
-                if body is not None and not body["metadata"].get("deletionTimestamp"):
-                    with metrics.timed("ModelPack"):
-                        reconcile_pack(self.kube, body, self.settings)
-            except KubeError as err:
-                log.warning("modelpack %s/%s: reconcile failed, will retry: %s", namespace, name, err)
+        self._runs.run(("ModelPack", namespace, name), lambda: self._pack(namespace, name))
 
     def loadtest(self, namespace: str, name: str) -> None:
-        with self._lock("LoadTest", namespace, name):
-            try:
-                body = self.kube.get(API_VERSION, "LoadTest", namespace, name)
-                if body is not None and not body["metadata"].get("deletionTimestamp"):
-                    with metrics.timed("LoadTest"):
-                        reconcile_loadtest(self.kube, body, self.settings)
-            except KubeError as err:
-                log.warning("loadtest %s/%s: reconcile failed, will retry: %s", namespace, name, err)
+        self._runs.run(("LoadTest", namespace, name), lambda: self._loadtest(namespace, name))
+
+    def _pack(self, namespace: str, name: str) -> None:
+        try:
+            body = self.kube.get(API_VERSION, "ModelPack", namespace, name)
+            if body is not None and not body["metadata"].get("deletionTimestamp"):
+                with metrics.timed("ModelPack"):
+                    reconcile_pack(self.kube, body, self.settings)
+        except KubeError as err:
+            log.warning("modelpack %s/%s: reconcile failed, will retry: %s", namespace, name, err)
+
+    def _loadtest(self, namespace: str, name: str) -> None:
+        try:
+            body = self.kube.get(API_VERSION, "LoadTest", namespace, name)
+            if body is not None and not body["metadata"].get("deletionTimestamp"):
+                with metrics.timed("LoadTest"):
+                    reconcile_loadtest(self.kube, body, self.settings)
+        except KubeError as err:
+            log.warning("loadtest %s/%s: reconcile failed, will retry: %s", namespace, name, err)
 
     def loadtests_of_pack(self, namespace: str, pack: str) -> None:
         """LoadTests waiting for (or running against) ``pack`` re-check it when it changes."""

@@ -79,6 +79,8 @@ class ReconcileSettings:
     """Packs with at most this many models also list their routes in status."""
     workers: int = 8
     """Threads running reconciles; API calls are blocking, so this bounds concurrent API calls."""
+    apply_concurrency: int = 8
+    """Writes in flight at once while reconciling one object (a new 200-server pack is 400 writes)."""
     pricing_configmap: str = ""
     """``namespace/name`` of the ConfigMap holding the price table (key prices.yaml); empty: the built-in table."""
 

@@ -8,7 +8,9 @@ finds everything in place therefore makes no write at all.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import functools
+from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -70,22 +72,43 @@ def sync(
     *,
     prune: bool = True,
     report: SyncReport | None = None,
+    concurrency: int = 1,
 ) -> SyncReport:
-    """Apply what differs among ``desired``; delete ``live`` objects of the same kinds not desired (if ``prune``)."""
+    """Apply what differs among ``desired``; delete ``live`` objects of the same kinds not desired (if ``prune``).
+
+    Writes run ``concurrency`` at a time: a pack of hundreds of servers is hundreds of independent requests,
+    and the API server handles them in parallel. Every write is attempted; the first failure is raised after.
+    """
     out = report or SyncReport()
     by_key = {(o["kind"], o["metadata"]["name"]): o for o in live}
     wanted = set()
+    writes: list[tuple[str, list[str], Callable[[], object]]] = []
     for obj in desired:
         key = (obj["kind"], obj["metadata"]["name"])
         wanted.add(key)
         current = by_key.get(key)
         if needs_apply(obj, current):
-            kube.apply(obj)
-            (out.updated if current is not None else out.created).append(f"{key[0]}/{key[1]}")
+            target = out.updated if current is not None else out.created
+            writes.append((f"{key[0]}/{key[1]}", target, functools.partial(kube.apply, obj)))
     if prune:
         for key, obj in by_key.items():
             if key not in wanted:
                 meta = obj["metadata"]
-                if kube.delete(obj["apiVersion"], obj["kind"], meta.get("namespace"), meta["name"]):
-                    out.deleted.append(f"{key[0]}/{key[1]}")
+                delete = functools.partial(
+                    kube.delete, obj["apiVersion"], obj["kind"], meta.get("namespace"), meta["name"]
+                )
+                writes.append((f"{key[0]}/{key[1]}", out.deleted, delete))
+    if not writes:
+        return out
+    with ThreadPoolExecutor(max_workers=max(1, min(concurrency, len(writes)))) as pool:
+        futures = [(name, target, pool.submit(call)) for name, target, call in writes]
+    errors = []
+    for name, target, future in futures:
+        err = future.exception()
+        if err is not None:
+            errors.append(err)
+        elif future.result() is not False:  # delete() returns False when the object was already gone
+            target.append(name)
+    if errors:
+        raise errors[0]
     return out

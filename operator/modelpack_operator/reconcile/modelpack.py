@@ -93,7 +93,13 @@ def reconcile_pack(kube: Kube, body: dict[str, Any], settings: OperatorSettings)
             desired.append(server_service(pack, server, settings.server))
         live_deployments = kube.list("apps/v1", "Deployment", namespace, L.pack_selector(name))
         live_services = kube.list("v1", "Service", namespace, L.pack_selector(name))
-        sync(kube, desired, live_deployments + live_services, report=report)
+        sync(
+            kube,
+            desired,
+            live_deployments + live_services,
+            report=report,
+            concurrency=settings.reconcile.apply_concurrency,
+        )
         by_name = {d["metadata"]["name"]: d for d in live_deployments}
         changed = {f"Deployment/{n}" for n in report.created + report.updated}
         for server in placement.servers:
