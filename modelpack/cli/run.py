@@ -105,6 +105,13 @@ def register(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--layers", type=_positive_int, default=None, help="override the built models' layers")
     parser.add_argument("--hidden", type=_positive_int, default=None, help="override the built models' hidden size")
+    parser.add_argument(
+        "--max-servers",
+        type=_positive_int,
+        default=None,
+        metavar="N",
+        help="start at most N server processes (default: what 80%% of the available memory holds)",
+    )
     parser.add_argument("--host", default="127.0.0.1", help=argparse.SUPPRESS)
 
 
@@ -122,6 +129,7 @@ def run(args: argparse.Namespace) -> int:
         model_size=args.model_size,
         layers=args.layers,
         hidden=args.hidden,
+        max_servers=args.max_servers,
     )
     console = Console()
     try:

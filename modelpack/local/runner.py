@@ -27,11 +27,17 @@ from modelpack.api.modelpack import ModelPack
 from modelpack.local import console as out
 from modelpack.local.discovery import discover
 from modelpack.local.metrics import interesting, scrape
-from modelpack.local.objects import load_objects, select
+from modelpack.local.objects import ObjectsError, load_objects, select
 from modelpack.local.output import default_out_dir, write_results
 from modelpack.local.processes import ProcessGroup
 from modelpack.local.servers import LocalServer, ServeConfig, start_servers
-from modelpack.local.sizing import available_cores, plan_threads
+from modelpack.local.sizing import (
+    SERVER_BASE_BYTES,
+    available_cores,
+    available_memory,
+    max_local_servers,
+    plan_threads,
+)
 from modelpack.local.status import build_status
 from modelpack.local.store import LocalStore, missing_models, resolve_store
 from modelpack.placement import place
@@ -57,6 +63,7 @@ class RunOptions:
     model_size: str = "tiny"
     layers: int | None = None
     hidden: int | None = None
+    max_servers: int | None = None
     cwd: Path = field(default_factory=Path.cwd)
 
 
@@ -307,15 +314,32 @@ def run_local(opts: RunOptions, console: Console) -> RunReport:
     return RunReport(EXIT_OK, out_dir, report)
 
 
+def check_server_count(pack: str, models: int, per_server: int, servers: int, limit: int | None) -> None:
+    """Refuse a pack that would start more server processes than this machine's memory holds."""
+    if limit is None:
+        limit = max_local_servers(available_memory())
+    if limit is not None and servers > limit:
+        raise ObjectsError(
+            f"ModelPack {pack!r} needs {servers} servers ({models} models, spec.modelsPerServer {per_server}); "
+            f"this machine has memory for about {limit} (~{SERVER_BASE_BYTES // 2**20} MiB each before models): "
+            f"raise spec.modelsPerServer to at least {-(-models // limit)}, or pass --max-servers N to try anyway"
+        )
+
+
 def _start_pack(
     pack: ModelPack, opts: RunOptions, group: ProcessGroup, console: Console, notes: list[str]
 ) -> list[LocalServer]:
     spec = pack.spec
     first_note = len(notes)
+    if spec.replicas == 0:
+        raise ObjectsError(
+            f"ModelPack {pack.metadata.name!r}: spec.replicas is 0 (scaled to zero): nothing to load-test"
+        )
     store = resolve_store(spec.store, opts.cwd)
     names = spec.models.expand()
-    build_models(store, names, opts, console)
     placement = place(names, spec.models_per_server)
+    check_server_count(pack.metadata.name, len(names), spec.models_per_server, len(placement.servers), opts.max_servers)
+    build_models(store, names, opts, console)
     plan = plan_threads(available_cores(), len(placement.servers), spec.server.worker_threads, opts.threads)
     if spec.replicas != 1:
         notes.append(f"spec.replicas is {spec.replicas}: locally each server runs as one process.")

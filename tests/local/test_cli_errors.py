@@ -103,3 +103,40 @@ def test_help_documents_exit_codes(capsys: pytest.CaptureFixture[str]) -> None:
     out = capsys.readouterr().out
     assert "1    the SLO was missed" in out
     assert "file:///./rel/path is relative to the current" in out
+
+
+def test_more_servers_than_max_servers_is_refused_before_building(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    store = tmp_path / "store"
+    f = write(
+        tmp_path / "all.yaml", pack_doc("p", store.as_uri(), ["a", "b", "c"], per_server=1), loadtest_doc("t", "p")
+    )
+    code, err = run_cli(capsys, "-f", str(f), "--max-servers", "2", "--out", str(tmp_path / "o"))
+    assert code == 2
+    assert (
+        "ModelPack 'p' needs 3 servers (3 models, spec.modelsPerServer 1); this machine has memory for about 2" in err
+    )
+    assert "raise spec.modelsPerServer to at least 2" in err
+    assert not store.exists()  # nothing was built
+
+
+def test_a_fleet_too_big_for_this_machines_memory_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pack = pack_doc("huge", (tmp_path / "store").as_uri(), ["x"], per_server=1)
+    pack["spec"]["models"] = {"count": 100_000}
+    f = write(tmp_path / "all.yaml", pack, loadtest_doc("t", "huge"))
+    code, err = run_cli(capsys, "-f", str(f), "--out", str(tmp_path / "o"))
+    assert code == 2
+    assert "ModelPack 'huge' needs 100000 servers" in err
+    assert "this machine has memory for about" in err
+
+
+def test_pack_scaled_to_zero(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    pack = pack_doc("zero", (tmp_path / "store").as_uri(), ["a"])
+    pack["spec"]["replicas"] = 0
+    f = write(tmp_path / "all.yaml", pack, loadtest_doc("t", "zero"))
+    code, err = run_cli(capsys, "-f", str(f), "--out", str(tmp_path / "o"))
+    assert code == 2
+    assert "ModelPack 'zero': spec.replicas is 0 (scaled to zero): nothing to load-test" in err

@@ -32,3 +32,11 @@ def test_override_wins() -> None:
 def test_zero_servers_is_refused() -> None:
     with pytest.raises(ValueError, match="servers must be at least 1"):
         plan_threads(cores=2, servers=0, spec_threads=2)
+
+
+def test_server_count_limit_follows_available_memory() -> None:
+    from modelpack.local.sizing import SERVER_BASE_BYTES, max_local_servers
+
+    assert max_local_servers(None) is None
+    assert max_local_servers(10 * SERVER_BASE_BYTES) == 8  # 80 % of the memory
+    assert max_local_servers(SERVER_BASE_BYTES // 2) == 1  # always at least one
