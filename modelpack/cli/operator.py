@@ -59,6 +59,9 @@ def run(args: argparse.Namespace) -> int:
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    if not args.verbose:
+        # kopf logs every handler call at INFO ("Handler ... succeeded"): one line per watch event.
+        logging.getLogger("kopf.objects").setLevel(logging.WARNING)
     try:
         api_client = load_api_client(args.kubeconfig)
     except Exception as err:  # kubernetes.config raises several types for a missing or broken kubeconfig
