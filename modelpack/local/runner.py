@@ -8,7 +8,6 @@ the way out, whatever happened (errors, Ctrl-C, SIGTERM).
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import platform
 import signal
@@ -17,15 +16,15 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
-from typing import Any
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from modelpack.api.loadtest import Cost, LoadTest, Results, SloVerdict, SweepResult
+from modelpack.api.loadtest import Cost, Results
 from modelpack.api.modelpack import ModelPack
 from modelpack.local import console as out
+from modelpack.local.build import build_models
 from modelpack.local.discovery import discover
+from modelpack.local.load import evaluate, run_loadtest
 from modelpack.local.metrics import interesting, scrape
 from modelpack.local.objects import ObjectsError, load_objects, select
 from modelpack.local.output import default_out_dir, write_results
@@ -39,7 +38,7 @@ from modelpack.local.sizing import (
     plan_threads,
 )
 from modelpack.local.status import build_status
-from modelpack.local.store import LocalStore, missing_models, resolve_store
+from modelpack.local.store import resolve_store
 from modelpack.placement import place
 from modelpack.report import ReportData, ServerInfo
 
@@ -98,97 +97,6 @@ def machine_summary() -> str:
                 model = line.split(":", 1)[1].strip()
                 break
     return f"{available_cores()} cores{', ' + model if model else ''}, {platform.system()} {platform.machine()}"
-
-
-def build_models(store: LocalStore, names: Sequence[str], opts: RunOptions, console: Console) -> None:
-    """Build the models the store lacks; models already there are never rebuilt or overwritten."""
-    if store.directory is None:
-        return
-    missing = missing_models(store.directory, names)
-    if not missing:
-        console.print(f"store {store.directory}: all {len(names)} models present", soft_wrap=True)
-        return
-    from model_server.fleet import build_fleet  # torch: imported only when models must be built
-
-    console.print(f"store {store.directory}: building {len(missing)} of {len(names)} models", soft_wrap=True)
-    columns = (TextColumn("building models"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-    with Progress(*columns, console=console, transient=False) as progress:
-        task = progress.add_task("build", total=len(missing))
-        build_fleet(
-            store.directory,
-            missing,
-            size=opts.model_size,
-            layers=opts.layers,
-            hidden=opts.hidden,
-            progress=lambda done, _total: progress.update(task, completed=done),
-        )
-
-
-@dataclass
-class LoadRun:
-    results: Results | None = None
-    sweep: SweepResult | None = None
-    timeline: list[dict[str, Any]] = field(default_factory=list)
-    interrupted: bool = False
-
-
-def run_loadtest(loadtest: LoadTest, routes: dict[str, str], console: Console) -> LoadRun:
-    """The LoadTest in this process (one worker: the machine's cores are better spent on the servers).
-
-    A first Ctrl-C (or SIGTERM) stops sending and keeps what was measured (the load generator's
-    ``stop_event``); a second one abandons the results.
-    """
-    from modelpack.loadgen import Endpoint, run_load, select_models
-
-    names = select_models(loadtest.spec.target.models, list(routes))
-    endpoints = [Endpoint(model=n, url=routes[n]) for n in names]
-    run = LoadRun()
-
-    async def main() -> Any:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        task = asyncio.ensure_future(run_load(loadtest.spec, endpoints, progress=True, stop_event=stop))
-
-        def on_signal() -> None:
-            # First Ctrl-C: stop sending and keep what was measured. Second: give up on the results.
-            run.interrupted = True
-            if stop.is_set():
-                task.cancel()
-            else:
-                console.print("\nstopping: draining in-flight requests (Ctrl-C again to abandon results)")
-                stop.set()
-
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, on_signal)
-        try:
-            return await task
-        except asyncio.CancelledError:
-            return None
-        finally:
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                loop.remove_signal_handler(sig)
-
-    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        outcome = asyncio.run(main())
-    finally:
-        # asyncio resets the handlers it removes to the defaults; put back the runner's SIGTERM clean-up.
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-    if outcome is not None:
-        run.interrupted = run.interrupted or bool(outcome.interrupted)
-        run.results = outcome.results
-        run.sweep = outcome.sweep
-        run.timeline = [bucket.to_dict() for bucket in outcome.timeline]
-    return run
-
-
-def evaluate(loadtest: LoadTest, results: Results | None) -> SloVerdict | None:
-    from modelpack.loadgen import evaluate_slo
-
-    if results is None:
-        return None
-    return evaluate_slo(loadtest.spec.slo, results)
 
 
 def _cost(opts: RunOptions, results: Results | None) -> Cost | None:
@@ -339,7 +247,7 @@ def _start_pack(
     names = spec.models.expand()
     placement = place(names, spec.models_per_server)
     check_server_count(pack.metadata.name, len(names), spec.models_per_server, len(placement.servers), opts.max_servers)
-    build_models(store, names, opts, console)
+    build_models(store, names, console, size=opts.model_size, layers=opts.layers, hidden=opts.hidden)
     plan = plan_threads(available_cores(), len(placement.servers), spec.server.worker_threads, opts.threads)
     if spec.replicas != 1:
         notes.append(f"spec.replicas is {spec.replicas}: locally each server runs as one process.")
