@@ -47,6 +47,8 @@ def _up(args: argparse.Namespace) -> int:
         print(f"python -m tests.cluster up: error: --workdir {args.workdir} is not empty", file=sys.stderr)
         return 2
     signal.signal(signal.SIGTERM, _stop_on_sigterm)
+    # A shell starting us with `&` leaves SIGINT ignored; Ctrl-C / kill -INT must still tear down.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     cp = ControlPlane(keep_logs=args.keep_logs, workdir=args.workdir)
     try:
         cp.start()

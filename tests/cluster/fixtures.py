@@ -12,15 +12,15 @@ import contextlib
 import os
 import re
 import secrets
-import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from tests.cluster.controlplane import ControlPlane
 from tests.cluster.nodes import DEFAULT_POOLS, register_pools
+from tests.cluster.wait import wait_for
 
 _FAILED = pytest.StashKey[bool]()
 _KEPT_LOGS = pytest.StashKey[Path]()
@@ -69,17 +69,34 @@ def _namespace_name(test_name: str) -> str:
     return f"{base}-{secrets.token_hex(3)}"
 
 
+@pytest.fixture(scope="session")
+def _admin_core(control_plane: ControlPlane) -> Iterator[Any]:
+    """One kept-alive admin client: a kubectl process per poll costs ~0.3 s on a busy 2-core machine."""
+    from kubernetes import client
+
+    with control_plane.api_client() as api:
+        yield client.CoreV1Api(api)
+
+
 @pytest.fixture
-def namespace(control_plane: ControlPlane, request: pytest.FixtureRequest) -> Iterator[str]:
+def namespace(control_plane: ControlPlane, _admin_core: Any, request: pytest.FixtureRequest) -> Iterator[str]:
     """A fresh namespace whose default ServiceAccount exists (pods are refused until it does)."""
+    from kubernetes.client.exceptions import ApiException
+
     name = _namespace_name(request.node.name)
-    control_plane.kubectl("create", "namespace", name)
-    deadline = time.monotonic() + 30
-    while control_plane.kubectl("get", "serviceaccount", "default", "-n", name, check=False).returncode != 0:
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"namespace {name}: default ServiceAccount never appeared (serviceaccount controller)")
-        time.sleep(0.1)
+    _admin_core.create_namespace({"metadata": {"name": name}})
+
+    def default_sa_exists() -> bool:
+        try:
+            _admin_core.read_namespaced_service_account("default", name)
+            return True
+        except ApiException as err:
+            if err.status != 404:
+                raise
+            return False
+
+    wait_for(default_sa_exists, f"namespace {name}: the default ServiceAccount (serviceaccount controller)", 30, 0.05)
     yield name
     # The plane may already be failing; the session teardown reports that, not every namespace.
-    with contextlib.suppress(subprocess.CalledProcessError):
-        control_plane.kubectl("delete", "namespace", name, "--wait=false", "--ignore-not-found")
+    with contextlib.suppress(ApiException, OSError):
+        _admin_core.delete_namespace(name)
