@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import socket
 from collections.abc import Iterator
@@ -10,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from tests.cluster import controlplane as cp_module
-from tests.cluster.controlplane import ControlPlane
+from tests.cluster.binaries import ensure_binaries
+from tests.cluster.controlplane import ControlPlane, ControlPlaneError
 from tests.cluster.process import free_port
 
 pytestmark = pytest.mark.cluster
@@ -38,3 +40,14 @@ def test_port_taken_between_pick_and_bind_is_retried(
     for pid in pids:
         with pytest.raises(ProcessLookupError):
             os.kill(pid, 0)
+
+
+def test_a_component_that_dies_is_named_with_its_log_and_logs_are_kept(tmp_path: Path) -> None:
+    real = ensure_binaries()
+    broken = dataclasses.replace(real, etcd=Path("/bin/false"))
+    cp = ControlPlane(broken, workdir=tmp_path / "plane", start_timeout=20)
+    with pytest.raises(ControlPlaneError, match=r"etcd exited with 1 while waiting for etcd /health") as err:
+        cp.start()
+    assert "$ /bin/false --name=node0" in str(err.value)  # the tail of etcd.log, starting with its command line
+    assert (tmp_path / "plane" / "logs" / "etcd.log").is_file()
+    assert not [c for c in cp._components if c.exit_code() is None]

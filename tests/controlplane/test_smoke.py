@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.cluster.controlplane import ControlPlane
+from tests.cluster.controlplane import ControlPlane, KubectlError
 from tests.cluster.nodes import DEFAULT_POOLS
 
 pytestmark = pytest.mark.cluster
@@ -44,3 +44,9 @@ def test_python_client_talks_to_the_plane(control_plane: ControlPlane, namespace
         body = client.V1ConfigMap(metadata=client.V1ObjectMeta(name="hello"), data={"k": "v"})
         core.create_namespaced_config_map(namespace, body)
         assert core.read_namespaced_config_map("hello", namespace).data == {"k": "v"}
+
+
+def test_failed_kubectl_says_what_kubectl_said(control_plane: ControlPlane, namespace: str) -> None:
+    with pytest.raises(KubectlError, match=r'get pod nope -n .* exited 1: .*pods "nope" not found'):
+        control_plane.kubectl("get", "pod", "nope", "-n", namespace)
+    assert control_plane.kubectl("get", "pod", "nope", "-n", namespace, check=False).returncode == 1
