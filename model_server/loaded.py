@@ -54,10 +54,17 @@ class LoadedModel:
         return [by_name[spec.name] for spec in self.config.inputs]
 
 
+# What a loaded TorchScript model costs beyond its tensors: its graphs and code (~0.9 MiB for a BERT encoder),
+# the executor's plan after the first run (~1.5 MiB) and its tokenizer (~0.3 MiB), measured for the fleet's
+# BERT models (docs/perf/server.md). Without it, 3,000 tiny models under a 1 GiB budget used twice the budget.
+MODEL_OVERHEAD_BYTES = 3 * 1024**2
+
+
 def module_bytes(module: torch.nn.Module) -> int:
-    """Parameter + buffer bytes: what the memory budget counts (deterministic, unlike RSS deltas)."""
+    """Parameter + buffer bytes plus the fixed per-model overhead: what the memory budget counts (deterministic,
+    unlike RSS deltas, which other threads' allocations blur)."""
     tensors = [*module.parameters(), *module.buffers()]
-    return sum(t.numel() * t.element_size() for t in tensors)
+    return sum(t.numel() * t.element_size() for t in tensors) + MODEL_OVERHEAD_BYTES
 
 
 def load_model(name: str, model_dir: Path, config: ModelConfig | None = None) -> LoadedModel:

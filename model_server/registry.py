@@ -25,6 +25,7 @@ from pathlib import Path
 from model_server.batcher import Batcher
 from model_server.config import ModelConfig, load_config
 from model_server.loaded import LoadedModel, load_model
+from model_server.memory import Trimmer
 from model_server.metrics import ServerMetrics
 from model_server.store import Store
 
@@ -97,6 +98,7 @@ class Registry:
         self._loader = loader
         self.max_pending_loads = max_pending_loads
         self.jit_optimize = jit_optimize
+        self._trimmer = Trimmer()
         self._pending_loads = 0
         self._entries: dict[str, Entry] = {}
         self._lru: OrderedDict[str, Entry] = OrderedDict()  # loaded models, least recently used first
@@ -221,6 +223,7 @@ class Registry:
         self._update_gauges()
 
     def _load_blocking(self, name: str, config: ModelConfig | None) -> LoadedModel:
+        self._trimmer.maybe_trim()  # evicted models' pages go back to the OS before new ones are allocated
         return self._loader(name, self.store.model_dir(name), config)
 
     def _fail(self, entry: Entry, reason: str) -> None:
@@ -241,6 +244,7 @@ class Registry:
         if model is not None:
             self.memory_used -= model.size_bytes
         self.metrics.evictions.inc()
+        self._trimmer.note_free()
         self._update_gauges()
         if batcher is not None:
             batcher.close_nowait()  # unpinned, so its queue is empty: this only ends its task

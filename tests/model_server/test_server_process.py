@@ -72,7 +72,7 @@ def test_sigterm_finishes_in_flight_requests(fleet: Path, start_server: StartSer
 
 
 def test_memory_budget_evicts_least_recently_used(fleet: Path, start_server: StartServer) -> None:
-    server = start_server("--store", str(fleet), "--models", "m-a,m-b,m-c", "--memory-budget", "200Ki")
+    server = start_server("--store", str(fleet), "--models", "m-a,m-b,m-c", "--memory-budget", "7Mi")  # two tiny models
     for name in ("m-a", "m-b", "m-c", "m-a"):
         assert server.client.post(f"/v2/models/{name}/infer", json=tensor_body()).status_code == 200
     states = {r["name"]: r["state"] for r in server.client.get("/v2/repository/index").json()}
