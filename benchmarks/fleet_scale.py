@@ -10,8 +10,9 @@ pools sized like an EKS cluster (graviton nodes for the pack plus x86, inferenti
 1. baseline: the same server Deployments and Services the operator would make, applied in one
    ``kubectl apply --server-side`` (what a templating script does), timed until every Deployment is
    available: the peer the operator's time-to-Ready is compared with;
-2. for the first size: create the ModelPack -> Ready, change the image (every server rolls) -> Ready,
-   change density -> Ready, a steady state with nothing changing, delete -> everything garbage-collected;
+2. for the first size: create the ModelPack -> Ready, settle, a steady state with nothing changing; change
+   the image (every server rolls) -> Ready, change density -> Ready, settle, a second steady state; delete
+   -> everything garbage-collected. "Settle" waits (at most 300 s) until the operator is 5 s without a request;
 3. for each further size: create -> Ready, delete -> collected.
 
 Per step: wall time, the operator's API requests as the API server counted them (by verb and resource;
@@ -87,6 +88,14 @@ def run_baseline(cp: ControlPlane, models: int, per_server: int) -> dict[str, An
             "apply_seconds": round(applied, 2), "models": models, "servers": servers}  # fmt: skip
 
 
+def code_version() -> str:
+    """The commit the operator code came from, flagged when the working tree differs (others edit it live)."""
+    git = ["git", "-C", str(Path(__file__).resolve().parents[1])]
+    head = subprocess.run([*git, "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=False)
+    dirty = subprocess.run([*git, "status", "--porcelain", "operator", "modelpack"], capture_output=True, text=True)
+    return head.stdout.strip() + (" + uncommitted changes" if dirty.stdout.strip() else "")
+
+
 def machine() -> dict[str, str]:
     lscpu = subprocess.run(["lscpu"], capture_output=True, text=True, check=False).stdout
     model = next((ln.split(":", 1)[1].strip() for ln in lscpu.splitlines() if ln.startswith("Model name")), "?")
@@ -111,6 +120,8 @@ def main(argv: list[str] | None = None) -> int:
     log_dir = Path(tempfile.mkdtemp(prefix="modelpack-fleet-"))
     results: list[dict[str, Any]] = []
     started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    version = code_version()
+    _log(f"code: {version}")
     cp = ControlPlane(keep_logs=True)
     cp.start()
     fleet = Fleet(cp, "fleet", log_dir)
@@ -131,11 +142,14 @@ def main(argv: list[str] | None = None) -> int:
 
         models = sizes[0]
         record(fleet.create("fleet", models, args.per_server))
+        record(fleet.settle())
+        if args.steady_seconds:
+            record(fleet.steady(args.steady_seconds, " (idle pack)"))
         record(fleet.change_image("fleet", models, args.per_server, NEW_IMAGE))
         record(fleet.change_density("fleet", models, args.density))
         record(fleet.settle())
         if args.steady_seconds:
-            record(fleet.steady(args.steady_seconds))
+            record(fleet.steady(args.steady_seconds, " (after image + density changes)"))
         record(fleet.delete("fleet"))
         for models in sizes[1:]:
             servers = math.ceil(models / args.per_server)
@@ -146,8 +160,14 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         fleet.stop_operator()
         cp.stop()
-    report = {"started": started, "machine": machine(), "command": " ".join(sys.argv), "steps": results,
-              "logs": str(log_dir)}  # fmt: skip
+    report = {
+        "started": started,
+        "code": version,
+        "machine": machine(),
+        "command": " ".join(sys.argv),
+        "steps": results,
+        "logs": str(log_dir),
+    }
     print(json.dumps(report, indent=2))
     if args.json:
         args.json.write_text(json.dumps(report, indent=2))

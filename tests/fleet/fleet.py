@@ -13,6 +13,7 @@ measure the control loop (operator + API server + controller-manager + scheduler
 from __future__ import annotations
 
 import math
+import subprocess
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -23,6 +24,7 @@ from typing import Any
 import yaml
 
 from modelpack.pools import POOLS
+from tests.cluster.binaries import ensure_binaries
 from tests.cluster.controlplane import ControlPlane
 from tests.cluster.nodes import register_pools
 from tests.fleet.observe import ProcSample, by_resource, by_verb, flow_schemas, proc_sample, request_counts, user_rbac
@@ -273,9 +275,25 @@ class Fleet:
         step.detail = {"settled": settled, "quiet_window_seconds": quiet, "timeout_seconds": timeout}
         return step
 
-    def steady(self, seconds: float) -> StepResult:
-        step = self.measure(f"steady state {seconds:.0f}s", lambda: time.sleep(seconds), lambda: True, seconds + 10)
-        step.detail = {"requests_per_minute": round(step.total_requests() / (step.seconds / 60), 1)}
+    def steady(self, seconds: float, label: str = "") -> StepResult:
+        """Nothing changes for ``seconds``; also counts the Deployment watch events the API server sent meanwhile,
+        so operator requests can be told apart from reactions to real changes."""
+        watcher = subprocess.Popen(
+            [str(ensure_binaries().kubectl), f"--kubeconfig={self.cp.kubeconfig}", "get", "deployments", "-n",
+             self.namespace, "--watch-only", "--output-watch-events", "-o", "name"],
+            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+        )  # fmt: skip
+        try:
+            step = self.measure(
+                f"steady state {seconds:.0f}s{label}", lambda: time.sleep(seconds), lambda: True, seconds + 10
+            )
+        finally:
+            watcher.terminate()
+            events = len(watcher.communicate(timeout=30)[0].split())
+        step.detail = {
+            "requests_per_minute": round(step.total_requests() / (step.seconds / 60), 1),
+            "deployment_watch_events": events,
+        }
         return step
 
     def delete(self, name: str, timeout: float = 600.0) -> StepResult:
