@@ -178,11 +178,11 @@ class LoadTestSpec(ApiModel):
 class ErrorsByClass(StatusModel):
     """Failed requests by cause."""
 
-    timeout: int = 0
-    connect: int = 0
-    http4xx: int = 0
-    http5xx: int = 0
-    other: int = 0
+    timeout: int = Field(default=0, description="No response within load.timeout.")
+    connect: int = Field(default=0, description="Connection refused, reset or DNS failure.")
+    http4xx: int = Field(default=0, alias="http4xx", description="Answered 4xx (bad request, unknown model).")
+    http5xx: int = Field(default=0, alias="http5xx", description="Answered 5xx (e.g. 503 queue full).")
+    other: int = Field(default=0, description="Any other failure.")
 
 
 class ModelResult(StatusModel):
