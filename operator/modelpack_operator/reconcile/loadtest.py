@@ -155,6 +155,9 @@ def _judge(kube: Kube, lt: LoadTest, step: _Step, job: dict[str, Any] | None, se
     items = kube.list("v1", "ConfigMap", namespace, f"{L.loadtest_selector(name)},{L.COMPONENT}={L.RESULT_COMPONENT}")
     reports: dict[int, WorkerResult] = {}
     for item in items:
+        owners = {o.get("uid") for o in item["metadata"].get("ownerReferences") or []}
+        if lt.metadata.uid not in owners:  # left by an earlier LoadTest of the same name, not yet collected
+            continue
         result = read_result(item)
         if 0 <= result.index < workers:
             reports[result.index] = result
