@@ -62,7 +62,6 @@ class Engine:
         self.targets = targets
         self.chooser = chooser
         self.stop_event = stop_event
-        self.timeout = aiohttp.ClientTimeout(total=plan.timeout)
         self.tally = Tally(bucket_seconds=bucket_seconds_for(plan.measured))
         step_s = plan.steps[0].end - plan.steps[0].start if plan.steps else 0.0
         self.step_seconds = step_s
@@ -130,7 +129,7 @@ class Engine:
         t_sched = self.t0 + t_rel
         t_send = time.monotonic()
         try:
-            result = await send(self.session, target, self.timeout)
+            result = await send(self.session, target)
             self._record(t_rel, target, t_sched, t_send, time.monotonic(), result)
         finally:
             if step >= 0:
@@ -196,7 +195,7 @@ class Engine:
             target = self.targets[self.chooser(self._sent_n)]
             self._sent_n += 1
             t_send = time.monotonic()
-            result = await send(self.session, target, self.timeout)
+            result = await send(self.session, target)
             self._record(t_send - self.t0, target, t_send, t_send, time.monotonic(), result)
 
     # ---- sweep --------------------------------------------------------------------------------------------

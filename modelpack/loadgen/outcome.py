@@ -7,6 +7,7 @@ ConfigMap and the operator can ``merge_outcomes`` them: merged figures are exact
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 from modelpack.api.loadtest import ModelResult, Results, Slo, SloVerdict, SweepResult, SweepStep
@@ -38,9 +39,15 @@ class LoadOutcome:
 
     # ---- views --------------------------------------------------------------------------------------------
     def _step_verdicts(self) -> list[tuple[StepTally, Results, SloVerdict | None]]:
-        return [(s, results_from(s.tally), evaluate_slo(self.slo, results_from(s.tally))) for s in self.steps or []]
+        verdicts = []
+        for step in self.steps or []:
+            results = results_from(step.tally)
+            verdicts.append((step, results, evaluate_slo(self.slo, results)))
+        return verdicts
 
-    @property
+    # Views are computed once (reading percentiles walks whole histograms); an outcome is not changed after
+    # it is built or merged.
+    @cached_property
     def sweep(self) -> SweepResult | None:
         """Each step's figures; the answer is the highest rate of the unbroken run of steps meeting the SLO."""
         if self.steps is None:
@@ -78,7 +85,7 @@ class LoadOutcome:
                 return step.tally
         return self.steps[0].tally
 
-    @property
+    @cached_property
     def results(self) -> Results:
         return results_from(self._results_tally(), self.per_model_limit)
 
@@ -86,11 +93,11 @@ class LoadOutcome:
     def slo_verdict(self) -> SloVerdict | None:
         return evaluate_slo(self.slo, self.results)
 
-    @property
+    @cached_property
     def timeline(self) -> list[TimelineBucket]:
         return timeline_from(self.tally)
 
-    @property
+    @cached_property
     def per_model(self) -> list[ModelResult]:
         """The slowest models (by p99), at most ``per_model_limit``, over the whole measured run."""
         return model_results(self.tally, self.per_model_limit)

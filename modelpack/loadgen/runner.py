@@ -22,7 +22,7 @@ from modelpack.loadgen.outcome import DEFAULT_PER_MODEL, LoadOutcome, StepTally
 from modelpack.loadgen.payloads import DEFAULT_SEQ_LEN, encode_body, generate_request
 from modelpack.loadgen.plan import Plan, make_plan
 from modelpack.loadgen.probe import fetch_metadata
-from modelpack.loadgen.sender import Target
+from modelpack.loadgen.sender import Target, new_session
 from modelpack.loadgen.spread import make_chooser
 
 ProgressCallback = Callable[[Snapshot], None]
@@ -90,8 +90,7 @@ class LoadRun:
         pool = self.plan.max_in_flight
         if self.plan.concurrency_profile is not None:
             pool = max(1, self.plan.concurrency_profile.slots)
-        connector = aiohttp.TCPConnector(limit=pool, limit_per_host=0, ttl_dns_cache=300, enable_cleanup_closed=True)
-        self.session = aiohttp.ClientSession(connector=connector)
+        self.session = new_session(pool, self.plan.timeout)
         try:
             self.targets = await build_targets(self.session, self.spec, self.endpoints, self.seq_len)
         except TargetError:

@@ -17,6 +17,14 @@ class Target:
     body: bytes
 
 
+def new_session(pool: int, timeout_s: float) -> aiohttp.ClientSession:
+    """One pooled session per worker: keep-alive connections up to `pool`, never per host limits."""
+    connector = aiohttp.TCPConnector(limit=pool, limit_per_host=0, ttl_dns_cache=300, enable_cleanup_closed=True)
+    return aiohttp.ClientSession(
+        connector=connector, headers=JSON_HEADERS, timeout=aiohttp.ClientTimeout(total=timeout_s)
+    )
+
+
 def classify_status(status: int) -> str | None:
     """None for success (2xx), else the error class."""
     if 200 <= status < 300:
@@ -28,12 +36,14 @@ def classify_status(status: int) -> str | None:
     return "other"
 
 
-async def send(
-    session: aiohttp.ClientSession, target: Target, timeout: aiohttp.ClientTimeout
-) -> tuple[str | None, int | None]:
-    """(error class or None, HTTP status or None); the response body is read fully so the timing includes it."""
+async def send(session: aiohttp.ClientSession, target: Target) -> tuple[str | None, int | None]:
+    """(error class or None, HTTP status or None); the response body is read fully so the timing includes it.
+
+    The session carries the JSON content type and the per-request timeout (see `new_session`), so nothing is
+    merged per request.
+    """
     try:
-        async with session.post(target.url, data=target.body, headers=JSON_HEADERS, timeout=timeout) as resp:
+        async with session.post(target.url, data=target.body) as resp:
             await resp.read()
             return classify_status(resp.status), resp.status
     except TimeoutError:
