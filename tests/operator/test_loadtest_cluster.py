@@ -140,7 +140,9 @@ def test_loadtest_runs_workers_merges_results_and_judges_the_slo(
     assert status["sloVerdict"] == "Met" and status["slo"]["met"] is True
     assert condition(status, "Complete")["status"] == "True"
     assert condition(status, "SLOMet")["status"] == "True"
-    assert {"Running", "Succeeded"} <= {e["reason"] for e in events_for(kube, namespace, "lt")}
+    wait_until(
+        lambda: {"Running", "Succeeded"} <= {e["reason"] for e in events_for(kube, namespace, "lt")}, "events", op=op
+    )
     # Cost: the pack's 2 server pods (100m CPU each) on c6i.4xlarge kwok nodes, priced from the built-in table.
     cost = status["cost"]
     assert cost["hourlyCost"] > 0 and cost["currency"] == "USD"
@@ -161,6 +163,24 @@ def test_loadtest_runs_workers_merges_results_and_judges_the_slo(
     assert condition(status, "Complete")["reason"] == "SLOMissed"
     assert condition(status, "SLOMet")["status"] == "False"
     assert "p50 latency" in condition(status, "SLOMet")["message"]
+
+    # A short sweep over 2 workers: every step's figures, and the highest rate that met the SLO.
+    sweep = {"mode": "sweep", "sweep": {"startRate": 10, "stepRate": 10, "maxRate": 20, "stepDuration": "1s"}}
+    doc = loadtest_doc(
+        name="sweep",
+        namespace=namespace,
+        workers=2,
+        load={**sweep, "rate": None, "duration": "1s", "warmup": "500ms"},
+        slo={"p99LatencyMs": 10000},
+        payload=PAYLOAD,
+    )
+    _apply(crds, namespace, doc)
+    codes = _run_workers(crds, kube, _job(kube, namespace, "sweep", op), service_urls, tmp_path, processes)
+    assert codes == [0, 0]
+    status = wait_until(lambda: _finished(kube, namespace, "sweep"), "sweep finished", op=op)
+    assert status["phase"] == "Succeeded", condition(status, "Complete")["message"]
+    assert [step["rate"] for step in status["sweep"]["steps"]] == [10, 20]
+    assert status["sweep"]["maxRateMeetingSlo"] == 20
 
 
 def test_missing_modelpack_waits_with_reason_and_event_then_starts(
@@ -204,7 +224,13 @@ def test_worker_that_fails_reports_why_and_fails_the_loadtest(
     complete = condition(status, "Complete")
     assert complete["reason"] == "WorkerFailed"
     assert "worker 0" in complete["message"] and "not-in-pack" in complete["message"]
-    assert any(e["reason"] == "WorkerFailed" and e["type"] == "Warning" for e in events_for(kube, namespace, "lt"))
+    wait_until(
+        lambda: any(
+            e["reason"] == "WorkerFailed" and e["type"] == "Warning" for e in events_for(kube, namespace, "lt")
+        ),
+        "WorkerFailed warning event",
+        op=op,
+    )
 
 
 def test_job_completing_without_results_fails_with_results_missing(

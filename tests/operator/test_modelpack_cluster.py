@@ -59,8 +59,11 @@ def test_pack_becomes_ready_with_servers_routes_and_true_status(
     assert all(n.startswith("graviton") for n in nodes), nodes  # arm64 selector honoured by the real scheduler
     services = kube.list("v1", "Service", namespace, L.pack_selector("bert"))
     assert sorted(s["metadata"]["name"] for s in services) == sorted(servers)
-    reasons = {e["reason"] for e in events_for(kube, namespace, "bert")}
-    assert {"ServersCreated", "Ready"} <= reasons
+    wait_until(
+        lambda: {"ServersCreated", "Ready"} <= {e["reason"] for e in events_for(kube, namespace, "bert")},
+        "ServersCreated and Ready events",
+        op=op,
+    )
 
 
 def test_reconcile_is_idempotent_no_writes_once_converged(
@@ -104,7 +107,11 @@ def test_density_change_repacks_and_deletes_servers_no_longer_needed(
     assert status["servers"] == 1 and status["readyModels"] == 5
     args = _servers(kube, namespace, "bert")["bert-s0000"]["spec"]["template"]["spec"]["containers"][0]["args"]
     assert args[args.index("--models") + 1] == ",".join(f"model-{i:05d}" for i in range(5))
-    assert {e["reason"] for e in events_for(kube, namespace, "bert")} >= {"ServersDeleted", "ServersUpdated"}
+    wait_until(
+        lambda: {e["reason"] for e in events_for(kube, namespace, "bert")} >= {"ServersDeleted", "ServersUpdated"},
+        "ServersDeleted and ServersUpdated events",
+        op=op,
+    )
 
 
 def test_adding_models_keeps_existing_models_on_their_servers(
@@ -196,8 +203,14 @@ def test_missing_pvc_store_is_reported_as_degraded_with_an_event(
     degraded = condition(status, "Degraded")
     assert degraded["reason"] == "StoreUnavailable"
     assert "no-such-claim" in degraded["message"] and "spec.store.uri" in degraded["message"]
-    warnings = [e for e in events_for(kube, namespace, "bert") if e["type"] == "Warning"]
-    assert any(e["reason"] == "StoreUnavailable" and "no-such-claim" in e["message"] for e in warnings)
+    wait_until(  # the Event follows the status write
+        lambda: any(
+            e["type"] == "Warning" and e["reason"] == "StoreUnavailable" and "no-such-claim" in e["message"]
+            for e in events_for(kube, namespace, "bert")
+        ),
+        "StoreUnavailable warning event",
+        op=op,
+    )
     assert op.alive()
 
 
