@@ -153,6 +153,11 @@ def spec_from_flags(args: argparse.Namespace) -> LoadTestSpec:
         raise CliError("--concurrency is required in concurrency mode (or give --stage DURATION:CONCURRENCY)")
     if mode != "concurrency" and values["concurrency"] is not None:
         raise CliError(f"--concurrency is only valid with --mode concurrency, not {mode}")
+    sweep_flags = [f for f in ("sweep_start", "sweep_step", "sweep_max", "sweep_step_duration") if getattr(args, f)]
+    if mode != "sweep" and sweep_flags:
+        raise CliError(f"--{sweep_flags[0].replace('_', '-')} is only valid with --mode sweep")
+    if mode == "sweep" and args.stage:
+        raise CliError("--stage cannot be used with --mode sweep: the sweep sets the rate of each step")
     if mode == "sweep" and values["rate"] is not None:
         raise CliError("--rate cannot be used with --mode sweep: use --sweep-start/--sweep-step/--sweep-max")
     load: dict[str, Any] = {

@@ -48,6 +48,8 @@ URL = ["--url", "http://127.0.0.1:9"]
             "--concurrency must be at least 1, got 0",
         ),
         ([*URL, "--model", "m", "--mode", "sweep"], "--mode sweep needs an SLO to stop at"),
+        ([*URL, "--model", "m", "--rate", "5", "--sweep-max", "50"], "--sweep-max is only valid with --mode sweep"),
+        ([*URL, "--model", "m", "--mode", "sweep", "--stage", "1s:5"], "--stage cannot be used with --mode sweep"),
         (
             [*URL, "--model", "m", "--rate", "5", "--stage", "10s"],
             "--stage '10s': expected DURATION:RATE, e.g. 10s:100",
