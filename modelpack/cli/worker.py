@@ -1,7 +1,9 @@
 """`modelpack worker`: one LoadTest worker, as the operator's Job runs it (all input from the environment).
 
-Run by hand only to reproduce a Job pod: set the variables the Job's pod template shows
-(``kubectl get job <loadtest>-load -o yaml``), mount the route table, and point KUBECONFIG at the cluster.
+Exit codes: 0 load ran and was reported; 1 the run failed and the failure was reported; 2 bad input (env);
+3 the Kubernetes API could not be reached (retried by the Job). Run by hand only to reproduce a Job pod:
+set the variables the Job's pod template shows (``kubectl get job <loadtest>-load -o yaml``), mount the
+route table, and point KUBECONFIG at the cluster.
 """
 
 from __future__ import annotations
@@ -10,6 +12,9 @@ import argparse
 import logging
 
 from modelpack.cli.errors import CliError
+
+RETRYABLE = 3
+"""Exit code when the API could not be reached: the Job retries the pod (exit 1 and 2 fail the Job at once)."""
 
 
 def register(parser: argparse.ArgumentParser) -> None:
@@ -29,8 +34,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         kube = Kube(load_api_client(args.kubeconfig), field_manager="modelpack-worker")
     except Exception as err:  # kubernetes.config raises several types for missing credentials
-        raise CliError(f"cannot load Kubernetes credentials: {err}", exit_code=1) from None
+        raise CliError(f"cannot load Kubernetes credentials: {err}", exit_code=RETRYABLE) from None
     try:
         return run_worker(cfg, kube)
     except KubeError as err:
-        raise CliError(str(err), exit_code=1) from None
+        raise CliError(str(err), exit_code=RETRYABLE) from None

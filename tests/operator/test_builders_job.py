@@ -33,6 +33,8 @@ def test_indexed_job_with_one_pod_per_worker_owned_by_the_loadtest() -> None:
     assert spec["completions"] == spec["parallelism"] == 3
     assert spec["ttlSecondsAfterFinished"] == 60
     assert spec["backoffLimit"] == 1
+    fail_job = spec["podFailurePolicy"]["rules"][0]
+    assert fail_job["action"] == "FailJob" and fail_job["onExitCodes"]["values"] == [1, 2]
     assert spec["template"]["spec"]["restartPolicy"] == "Never"
     assert job["metadata"]["ownerReferences"][0]["kind"] == "LoadTest"
     assert job["metadata"]["name"] == "lt-load"

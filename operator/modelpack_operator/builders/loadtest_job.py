@@ -24,6 +24,16 @@ from modelpack_operator.settings import WorkerSettings
 DEADLINE_SLACK_SECONDS = 300
 CONTAINER = "worker"
 INDEX_ANNOTATION = "batch.kubernetes.io/job-completion-index"
+WORKER_GAVE_UP = [1, 2]
+"""Exit codes of `modelpack worker` after it reported (1) or found its input unusable (2): retrying cannot help."""
+POD_FAILURE_POLICY: dict[str, Any] = {
+    "rules": [
+        # A worker that failed on its own terms fails the Job at once: a retry would resend load late, alone.
+        {"action": "FailJob", "onExitCodes": {"containerName": CONTAINER, "operator": "In", "values": WORKER_GAVE_UP}},
+        # Evictions and preemptions are not the worker's fault and do not use up backoffLimit.
+        {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}]},
+    ]
+}
 
 
 def job_name(loadtest: str) -> str:
@@ -119,6 +129,7 @@ def loadtest_job(loadtest: LoadTest, route_table: str, start_at: float, settings
             "completions": workers,
             "parallelism": workers,
             "backoffLimit": settings.backoff_limit,
+            "podFailurePolicy": POD_FAILURE_POLICY,
             "activeDeadlineSeconds": deadline,
             "ttlSecondsAfterFinished": loadtest.spec.ttl_seconds_after_finished,
             "template": {"metadata": {"labels": labels}, "spec": pod_spec},
