@@ -259,3 +259,55 @@ def test_deleting_a_running_loadtest_garbage_collects_its_job(
     wait_until(lambda: kube.get("batch/v1", "Job", namespace, "lt-load") is None, "Job garbage-collected", op=op)
     wait_until(lambda: not kube.list("v1", "Pod", namespace, f"{L.LOADTEST}=lt"), "worker pods gone", op=op)
     assert op.alive()
+
+
+def test_worker_pod_exiting_1_fails_the_job_by_policy_and_the_loadtest_with_the_reason(
+    crds: ControlPlane, kube: Kube, namespace: str, store: Path, start_operator: Callable[..., OperatorProcess]
+) -> None:
+    # The worker pod (Pending: no node matches) is marked Failed with exit code 1 through the status
+    # subresource, as a kubelet would report it; the real Job controller applies the podFailurePolicy.
+    op = start_operator(PENDING_WORKERS)
+    _ready_pack(crds, kube, namespace, store, op)
+    _apply(crds, namespace, loadtest_doc(namespace=namespace))
+    _job(kube, namespace, "lt", op)
+    pod = wait_until(lambda: kube.list("v1", "Pod", namespace, f"{L.LOADTEST}=lt"), "worker pod", op=op)[0]
+    now = "2026-01-01T00:00:00Z"
+    terminated = {"exitCode": 1, "reason": "Error", "startedAt": now, "finishedAt": now}
+    status = {
+        "phase": "Failed",
+        "containerStatuses": [
+            {
+                "name": "worker",
+                "image": "w",
+                "imageID": "",
+                "ready": False,
+                "restartCount": 0,
+                "state": {"terminated": terminated},
+            }
+        ],
+    }
+    crds.kubectl(
+        "patch",
+        "pod",
+        pod["metadata"]["name"],
+        "-n",
+        namespace,
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        json.dumps({"status": status}),
+    )
+    job = wait_until(
+        lambda: (
+            (j := kube.get("batch/v1", "Job", namespace, "lt-load"))
+            and any(c["type"] == "Failed" and c["status"] == "True" for c in j["status"].get("conditions", []))
+            and j
+        ),
+        "Job failed by its podFailurePolicy",
+        op=op,
+    )
+    assert job["status"].get("failed") == 1  # no retry: the policy failed the Job on the first exit 1
+    lt = wait_until(lambda: _finished(kube, namespace, "lt"), "LoadTest finished", op=op)
+    complete = condition(lt, "Complete")
+    assert lt["phase"] == "Failed" and complete["reason"] == "WorkerFailed"
+    assert "PodFailurePolicy" in complete["message"] and "lt-result-0" in complete["message"]
