@@ -5,6 +5,8 @@ dimension first as -1: in a shape with two or more dimensions a leading -1 becom
 other -1 becomes the sequence length (128 unless ``--seq-len``). A one-dimensional BYTES input ``[-1]`` is a batch
 of strings and gets ``batchSize`` of them. INT64/INT32 inputs get token ids in [0, 1000) (inputs whose name
 contains "mask" get ones), floats get standard-normal values, BOOL random booleans, BYTES the payload text.
+A model declaring both BYTES and tensor inputs (a text model that also accepts token ids) gets only its BYTES
+inputs: the server tokenizes, as it would for a real text client.
 """
 
 from __future__ import annotations
@@ -61,6 +63,11 @@ def generate_request(
         raise TargetError(f"model {model!r}: its metadata declares no inputs, so no request can be generated")
     rng = np.random.default_rng(seed)
     text = payload.text or DEFAULT_TEXT
+    # A model that declares a BYTES input takes text and tokenizes it itself; its tensor inputs are the
+    # alternative for clients that tokenize, and servers refuse both at once. Send what a text client sends.
+    text_inputs = [s for s in inputs if isinstance(s, dict) and s.get("datatype") == "BYTES"]
+    if text_inputs and len(text_inputs) < len(inputs):
+        inputs = text_inputs
     request_inputs = []
     for spec in inputs:
         try:

@@ -19,6 +19,18 @@ def zipf_weights(count: int, exponent: float) -> list[float]:
     return [1.0 / (k + 1) ** exponent for k in range(count)]
 
 
+def zipf_order(count: int, seed: int) -> list[int]:
+    """Targets from hottest to coldest: a seeded shuffle, the same in every worker.
+
+    Ranking targets in their given order would make the hottest models the first ones placed, which placement
+    puts together on the first server: one server would take most of the load and the test would measure that
+    server's queue rather than the pack.
+    """
+    order = list(range(count))
+    random.Random(f"zipf-order-{seed}").shuffle(order)
+    return order
+
+
 def make_chooser(
     spread: str, count: int, *, seed: int, worker_index: int = 0, workers: int = 1, zipf_exponent: float = 1.1
 ) -> Chooser:
@@ -33,5 +45,6 @@ def make_chooser(
         cumulative = list(itertools.accumulate(zipf_weights(count, zipf_exponent)))
         total = cumulative[-1]
         last = count - 1
-        return lambda n: min(bisect.bisect_right(cumulative, rng.random() * total), last)
+        order = zipf_order(count, seed)
+        return lambda n: order[min(bisect.bisect_right(cumulative, rng.random() * total), last)]
     raise ValueError(f"unknown spread {spread!r}: use uniform, zipf or round-robin")

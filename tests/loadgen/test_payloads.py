@@ -24,6 +24,13 @@ def test_token_model_gets_batch_and_seq_len() -> None:
     assert mask["data"] == [1] * 32
 
 
+def test_model_taking_text_or_tokens_gets_text_only() -> None:
+    meta = _meta(("text", "BYTES", [-1]), ("input_ids", "INT64", [-1, -1]), ("attention_mask", "INT64", [-1, -1]))
+    req = generate_request("m", meta, Payload(batch_size=2, text="hello"))
+    assert [i["name"] for i in req["inputs"]] == ["text"]
+    assert req["inputs"][0]["data"] == ["hello", "hello"]
+
+
 def test_text_model_gets_the_payload_text() -> None:
     meta = _meta(("text", "BYTES", [-1]))
     assert generate_request("m", meta, Payload(batch_size=3))["inputs"][0] == {

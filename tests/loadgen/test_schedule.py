@@ -10,7 +10,7 @@ import pytest
 from modelpack.loadgen.errors import LoadgenError
 from modelpack.loadgen.plan import make_plan
 from modelpack.loadgen.schedule import ConcurrencyProfile, RateProfile, Segment, arrivals
-from modelpack.loadgen.spread import make_chooser
+from modelpack.loadgen.spread import make_chooser, zipf_order
 
 from .conftest import make_spec
 
@@ -73,10 +73,14 @@ def test_round_robin_is_exact_across_workers() -> None:
     assert picks == dict.fromkeys(range(models), 60)
 
 
-def test_zipf_is_skewed_towards_the_first_models() -> None:
+def test_zipf_is_skewed_towards_a_seeded_few_models() -> None:
     choose = make_chooser("zipf", 10, seed=1, zipf_exponent=1.1)
     picks = Counter(choose(n) for n in range(20_000))
-    shares = [picks[k] / 20_000 for k in range(10)]
+    order = zipf_order(10, seed=1)
+    assert sorted(order) == list(range(10))
+    assert order != list(range(10)), "hot models must not simply be the first ones (placed on one server)"
+    assert zipf_order(10, seed=1) == order
+    shares = [picks[k] / 20_000 for k in order]
     assert shares[0] > 3 * 0.1  # the hottest model gets over 3x its uniform share
     assert shares[0] > shares[1] > shares[4] > shares[9]
     pick_uniform = make_chooser("uniform", 10, seed=1)
