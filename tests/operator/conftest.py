@@ -41,10 +41,13 @@ def start_operator(
     started: list[OperatorProcess] = []
 
     def start(
-        env: dict[str, str] | None = None, metrics_port: int = 0, kubeconfig: Path | None = None
+        env: dict[str, str] | None = None,
+        metrics_port: int = 0,
+        kubeconfig: Path | None = None,
+        liveness_port: int = 0,
     ) -> OperatorProcess:
         log = tmp_path / f"operator-{len(started)}.log"
-        op = OperatorProcess(crds, namespace, log, env, metrics_port, kubeconfig).start()
+        op = OperatorProcess(crds, namespace, log, env, metrics_port, kubeconfig, liveness_port).start()
         started.append(op)
         return op
 

@@ -35,10 +35,12 @@ class OperatorProcess:
         env: Mapping[str, str] | None = None,
         metrics_port: int = 0,
         kubeconfig: Path | None = None,
+        liveness_port: int = 0,
     ) -> None:
         self.cp = cp
         self.kubeconfig = kubeconfig or cp.kubeconfig
         self.metrics_port = metrics_port
+        self.liveness = f"http://127.0.0.1:{liveness_port}/healthz" if liveness_port else "off"
         self.namespace = namespace
         self.log_path = log_path
         self.env = {**FAST_SETTINGS, **(env or {})}
@@ -54,7 +56,7 @@ class OperatorProcess:
                 "--namespace",
                 self.namespace,
                 "--liveness",
-                "off",
+                self.liveness,
                 "--metrics-port",
                 str(self.metrics_port),
             ],

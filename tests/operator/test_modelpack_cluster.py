@@ -69,8 +69,8 @@ def test_pack_becomes_ready_with_servers_routes_and_true_status(
 def test_reconcile_is_idempotent_no_writes_once_converged(
     crds: ControlPlane, kube: Kube, namespace: str, start_operator: Callable[..., OperatorProcess]
 ) -> None:
-    port = free_port()
-    op = start_operator(metrics_port=port)
+    port, liveness = free_port(), free_port()
+    op = start_operator(metrics_port=port, liveness_port=liveness)
     assert _apply(crds, namespace, pack_doc(namespace=namespace)).returncode == 0
     wait_until(lambda: _ready(kube, namespace, "bert"), "pack Ready", op=op)
 
@@ -91,6 +91,8 @@ def test_reconcile_is_idempotent_no_writes_once_converged(
         scraped = resp.read().decode()
     ok = re.search(r'modelpack_operator_reconciles_total\{kind="ModelPack",result="ok"\} (\d+)', scraped)
     assert ok is not None and int(ok.group(1)) >= 3
+    with urllib.request.urlopen(f"http://127.0.0.1:{liveness}/healthz", timeout=5) as resp:  # the chart's probe
+        assert resp.status == 200
 
 
 def test_density_change_repacks_and_deletes_servers_no_longer_needed(
