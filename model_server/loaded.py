@@ -14,6 +14,7 @@ import torch
 from tokenizers import Tokenizer
 
 from model_server.config import MODEL_FILE, ModelConfig, load_config
+from model_server.datatypes import NUMPY_DTYPES
 from model_server.tokenizer import configure_length
 from model_server.trace import quiet_jit
 
@@ -43,6 +44,23 @@ class LoadedModel:
                 f"model {self.name} returned {len(outs)} outputs, config.json declares {len(self.config.outputs)}"
             )
         return [t.contiguous().numpy() for t in outs]
+
+    def warm_up(self) -> bool:
+        """One forward pass on zeros of the declared shapes (batch 1), run by the load thread.
+
+        A module's first call builds its execution plan (~10-25 ms for a tiny BERT): paying it here keeps it off
+        the inference threads, where it would delay every warm model's batches. Skipped for variable or BYTES
+        shapes; a model that fails on zeros still loads (real inputs decide), hence no exception.
+        """
+        specs = self.config.inputs
+        if any(d == -1 for s in specs for d in s.shape) or any(s.datatype not in NUMPY_DTYPES for s in specs):
+            return False
+        batch = [1] if self.config.max_batch_size > 0 else []
+        try:
+            self.run([np.zeros(batch + s.shape, dtype=NUMPY_DTYPES[s.datatype]) for s in specs])
+        except Exception:  # any model error: the model's own inputs will surface it with a 400
+            return False
+        return True
 
     def tokenize(self, texts: Sequence[str]) -> list[np.ndarray]:
         """input_ids and attention_mask, padded/truncated to the model's seq_len."""

@@ -203,7 +203,6 @@ class Registry:
             )
             return
         self._evict_until(self.memory_budget - model.size_bytes)
-        model.jit_optimize = self.jit_optimize
         entry.model, entry.config = model, model.config
         batch_limit = model.config.max_batch_size or 1
         entry.batcher = Batcher(
@@ -224,7 +223,10 @@ class Registry:
 
     def _load_blocking(self, name: str, config: ModelConfig | None) -> LoadedModel:
         self._trimmer.maybe_trim()  # evicted models' pages go back to the OS before new ones are allocated
-        return self._loader(name, self.store.model_dir(name), config)
+        model = self._loader(name, self.store.model_dir(name), config)
+        model.jit_optimize = self.jit_optimize
+        model.warm_up()
+        return model
 
     def _fail(self, entry: Entry, reason: str) -> None:
         entry.state, entry.reason = ModelState.FAILED, reason

@@ -50,3 +50,14 @@ def test_trimmer_runs_only_after_frees_and_at_most_once_per_interval() -> None:
     assert trimmer.maybe_trim() is True
     trimmer.note_free()
     assert trimmer.maybe_trim() is False  # within the interval
+
+
+def test_warm_up_runs_declared_shapes_and_never_raises(fleet: Path) -> None:
+    model = load_model("m-a", fleet / "m-a")
+    assert model.warm_up() is True
+    too_long = [s.model_copy(update={"shape": [1000]}) for s in model.config.inputs]  # beyond the position table
+    model.config = model.config.model_copy(update={"inputs": too_long})
+    assert model.warm_up() is False
+    variable = [s.model_copy(update={"shape": [-1]}) for s in model.config.inputs]
+    model.config = model.config.model_copy(update={"inputs": variable})
+    assert model.warm_up() is False
