@@ -211,3 +211,35 @@ def test_helm_install_runs_and_its_rbac_is_enough_for_the_operator(
     assert condition(status, "Complete")["reason"] in ("Running", "ResultsMissing"), status
     assert "Forbidden" not in op.log() and "403" not in op.log()
     helm("uninstall", release, "--namespace", namespace, "--wait", kubeconfig=crds.kubeconfig)
+
+
+def test_service_monitor_and_metrics_service_select_the_operator_pod() -> None:
+    docs = render("metrics.serviceMonitor.enabled=true", "metrics.serviceMonitor.labels.release=prom")
+    (monitor,) = of_kind(docs, "ServiceMonitor")
+    (service,) = of_kind(docs, "Service")
+    (deployment,) = of_kind(docs, "Deployment")
+    pod_labels = deployment["spec"]["template"]["metadata"]["labels"]
+    assert service["spec"]["selector"].items() <= pod_labels.items()
+    assert monitor["spec"]["selector"]["matchLabels"].items() <= service["metadata"]["labels"].items()
+    assert monitor["metadata"]["labels"]["release"] == "prom"
+    assert monitor["spec"]["endpoints"] == [{"port": "metrics", "interval": "30s"}]
+
+
+@pytest.mark.cluster
+def test_cluster_scope_install_grants_cluster_reads_but_no_secrets(crds: ControlPlane, namespace: str) -> None:
+    release = f"cl{namespace[-6:]}"
+    helm("install", release, str(CHART), "--namespace", namespace, kubeconfig=crds.kubeconfig)
+    try:
+        who = f"--as=system:serviceaccount:{namespace}:{release}-modelpack-operator"
+
+        def can(*args: str) -> str:
+            return crds.kubectl("auth", "can-i", *args, who, check=False).stdout.strip()
+
+        assert can("get", "nodes") == "yes"  # status.cost
+        assert can("create", "deployments", "-n", "some-other-namespace") == "yes"
+        assert can("patch", "modelpacks.modelpack.dev", "--subresource=status", "-n", "default") == "yes"
+        assert can("get", "secrets", "-n", namespace) == "no"
+        assert can("delete", "nodes") == "no"
+        assert can("create", "clusterroles") == "no"
+    finally:
+        helm("uninstall", release, "--namespace", namespace, kubeconfig=crds.kubeconfig)
