@@ -109,6 +109,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--density", type=int, default=32, help="density the first pack changes to")
     parser.add_argument("--steady-seconds", type=float, default=180.0)
     parser.add_argument("--no-baseline", action="store_true")
+    parser.add_argument(
+        "--split", type=int, default=1, help="sizes after the first as this many packs (a route table fits 1 MB)"
+    )
+    parser.add_argument(
+        "--create-only", action="store_true", help="first size too: only create, settle, steady, delete"
+    )
     parser.add_argument("--json", type=Path, help="write the results here too")
     args = parser.parse_args(argv)
     sizes = [int(s) for s in args.models.split(",") if s.strip()]
@@ -145,18 +151,26 @@ def main(argv: list[str] | None = None) -> int:
         record(fleet.settle())
         if args.steady_seconds:
             record(fleet.steady(args.steady_seconds, " (idle pack)"))
-        record(fleet.change_image("fleet", models, args.per_server, NEW_IMAGE))
-        record(fleet.change_density("fleet", models, args.density))
-        record(fleet.settle())
-        if args.steady_seconds:
-            record(fleet.steady(args.steady_seconds, " (after image + density changes)"))
+        if not args.create_only:
+            record(fleet.change_image("fleet", models, args.per_server, NEW_IMAGE))
+            record(fleet.change_density("fleet", models, args.density))
+            record(fleet.settle())
+            if args.steady_seconds:
+                record(fleet.steady(args.steady_seconds, " (after image + density changes)"))
         record(fleet.delete("fleet"))
         for models in sizes[1:]:
             servers = math.ceil(models / args.per_server)
             fleet.add_nodes({"graviton": nodes_for(servers)}, timeout=600)
             _log(f"nodes: graviton={nodes_for(servers)}")
-            record(fleet.create(f"fleet-{models}", models, args.per_server, timeout=1800))
-            record(fleet.delete(f"fleet-{models}", timeout=1800))
+            if args.split > 1:
+                record(fleet.create_split(f"fleet-{models}", models, args.split, args.per_server, timeout=1800))
+                record(fleet.settle())
+                if args.steady_seconds:
+                    record(fleet.steady(args.steady_seconds, f" ({args.split} idle packs)"))
+                record(fleet.delete_all(timeout=1800))
+            else:
+                record(fleet.create(f"fleet-{models}", models, args.per_server, timeout=1800))
+                record(fleet.delete(f"fleet-{models}", timeout=1800))
     finally:
         fleet.stop_operator()
         cp.stop()

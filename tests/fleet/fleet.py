@@ -220,6 +220,40 @@ class Fleet:
         step.detail = {"models": models, "servers": servers}
         return step
 
+    def create_split(self, prefix: str, models: int, packs: int, per_server: int, timeout: float) -> StepResult:
+        """``models`` as ``packs`` ModelPacks applied together (one pack's route table must fit one ConfigMap)."""
+        each = math.ceil(models / packs)
+        servers = math.ceil(each / per_server)
+        names = [f"{prefix}-{i}" for i in range(packs)]
+
+        def apply_all() -> None:
+            docs = [pack_doc(n, self.namespace, each, per_server) for n in names]
+            self.cp.kubectl("apply", "--server-side", "-f", "-", input=yaml.safe_dump_all(docs), timeout=120)
+
+        step = self.measure(
+            f"create {packs} packs x {each} models at {per_server}/server",
+            apply_all,
+            lambda: all(self.pack_ready(n, each, servers) for n in names),
+            timeout,
+        )
+        step.detail = {"models": each * packs, "servers": servers * packs, "packs": packs}
+        return step
+
+    def delete_all(self, timeout: float = 900.0) -> StepResult:
+        selector = PACK_LABEL
+
+        def gone() -> bool:
+            return all(self.count(kind, selector) == 0 for kind in ("deployments", "services", "configmaps", "pods"))
+
+        return self.measure(
+            "delete all packs and GC",
+            lambda: self.cp.kubectl(
+                "delete", "modelpacks.modelpack.dev", "--all", "-n", self.namespace, "--wait=false"
+            ),
+            gone,
+            timeout,
+        )
+
     def change_density(self, name: str, models: int, per_server: int, timeout: float = 600.0) -> StepResult:
         servers = math.ceil(models / per_server)
         doc = pack_doc(name, self.namespace, models, per_server)
