@@ -53,8 +53,11 @@ def _convert(node: Any, defs: dict[str, Any], models: dict[str, type[ApiModel]])
         if model is not None and target.get("default") == {}:
             # The API server checks a default against the rules without applying nested defaults: spell it out.
             target["default"] = model().to_dict()
-        if model is not None and model.rules:
-            target["x-kubernetes-validations"] = [{"rule": r.cel, "message": r.message} for r in model.rules]
+        if model is not None and (model.rules or model.immutable_message):
+            checks = [{"rule": r.cel, "message": r.message} for r in model.rules]
+            if model.immutable_message:
+                checks.append({"rule": "self == oldSelf", "message": model.immutable_message})
+            target["x-kubernetes-validations"] = checks
         return _convert(target, defs, models)
     if "anyOf" in node:
         branches = [b for b in node["anyOf"] if b.get("type") != "null"]

@@ -155,7 +155,9 @@ class Slo(ApiModel):
 
 
 class LoadTestSpec(ApiModel):
-    """What a user runs."""
+    """What a user runs. Immutable: a run's results must describe the spec it ran, so change means a new LoadTest."""
+
+    immutable_message = "spec is immutable once created: delete the LoadTest and create a new one to run again"
 
     target: Target = Field(description="The ModelPack under test.")
     load: Load = Field(description="Load pattern.")

@@ -179,3 +179,22 @@ def test_kubectl_explain_explains(crds: Any) -> None:
     assert "Packing density" in out
     out = crds.kubectl("explain", "loadtest.spec.load.mode").stdout
     assert "open loop" in out
+
+
+def test_loadtest_spec_is_immutable_but_status_is_not(crds: Any, namespace: str) -> None:
+    assert apply(crds, namespace, TEST).returncode == 0
+    changed = apply(crds, namespace, with_spec(TEST, "load.rate", 99))
+    assert changed.returncode != 0
+    assert "spec is immutable once created" in changed.stderr
+    crds.kubectl(
+        "patch",
+        "lt",
+        "smoke",
+        "-n",
+        namespace,
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        json.dumps({"status": {"phase": "Running"}}),
+    )
+    assert crds.kubectl("get", "lt", "smoke", "-n", namespace, "-o", "jsonpath={.status.phase}").stdout == "Running"
