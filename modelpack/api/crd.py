@@ -165,7 +165,9 @@ def crd(model: type[ApiModel]) -> dict[str, Any]:
                 "plural": plural,
                 "singular": singular,
                 "shortNames": [short],
-                "categories": ["modelpack"],
+                # Not "modelpack": kubectl expands a category before a singular name, so `kubectl get modelpack`
+                # would list LoadTests too.
+                "categories": ["modelpack-all"],
             },
             "versions": [
                 {

@@ -48,7 +48,7 @@ def test_crds_are_established_with_short_names_and_category(crds: Any) -> None:
     out = crds.kubectl("api-resources", "--api-group=modelpack.dev", "-o", "wide").stdout
     assert "modelpacks" in out and "mp" in out
     assert "loadtests" in out and "lt" in out
-    assert "modelpack" in out  # category
+    assert "modelpack-all" in out  # category
 
 
 def test_every_example_applies(crds: Any, namespace: str) -> None:
@@ -168,10 +168,13 @@ def test_printer_columns_show_in_kubectl_get(crds: Any, namespace: str) -> None:
             }
         ),
     )
-    out = crds.kubectl("get", "mp", "-n", namespace).stdout
-    header, row = out.splitlines()[:2]
-    assert header.split() == ["NAME", "COMPUTE", "MODELS", "SERVERS", "READY", "AGE"]
-    assert row.split()[:5] == ["fleet", "graviton", "40", "3", "True"]
+    for name in ("mp", "modelpack", "modelpacks"):
+        out = crds.kubectl("get", name, "-n", namespace).stdout
+        header, row = out.splitlines()[:2]
+        assert header.split() == ["NAME", "COMPUTE", "MODELS", "SERVERS", "READY", "AGE"], name
+        assert row.split()[:5] == ["fleet", "graviton", "40", "3", "True"], name
+    both = crds.kubectl("get", "modelpack-all", "-n", namespace).stdout
+    assert "modelpack.modelpack.dev/fleet" in both and "loadtest.modelpack.dev/smoke" in both
 
 
 def test_kubectl_explain_explains(crds: Any) -> None:

@@ -65,7 +65,7 @@ def test_cross_field_rules_become_cel() -> None:
 def test_names_and_columns() -> None:
     mp = crd.crd(ModelPack)["spec"]
     assert mp["names"]["shortNames"] == ["mp"]
-    assert mp["names"]["categories"] == ["modelpack"]
+    assert mp["names"]["categories"] == ["modelpack-all"]
     assert [c["name"] for c in mp["versions"][0]["additionalPrinterColumns"]][:4] == [
         "Compute",
         "Models",
