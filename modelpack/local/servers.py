@@ -19,6 +19,7 @@ from modelpack.api.modelpack import ServerSpec
 from modelpack.local.ports import any_free_port, choose_port
 from modelpack.local.processes import ManagedProcess, ProcessGroup
 from modelpack.placement import Placement, server_name
+from modelpack.serving import tuning_flags
 
 PORT_TAKEN_MARKERS = ("address already in use", "errno 98")
 MAX_PORT_RETRIES = 3
@@ -91,17 +92,8 @@ def serve_argv(name: str, models: Sequence[str], port: int, cfg: ServeConfig) ->
         "3",
         "--log-level",
         "warning",
-        "--memory-budget",
-        spec.memory_budget,
-        "--max-batch-size",
-        str(spec.batching.max_batch_size),
-        "--max-queue-delay-ms",
-        f"{spec.batching.max_queue_delay_ms:g}",
-        "--max-queue-size",
-        str(spec.batching.max_queue_size),
+        *tuning_flags(spec),
     ]
-    if spec.preload:
-        argv.append("--preload")
     return argv
 
 

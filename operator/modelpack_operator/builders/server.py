@@ -12,6 +12,7 @@ from typing import Any
 from modelpack.api.base import parse_quantity
 from modelpack.api.modelpack import DEFAULT_SERVER_IMAGE, ModelPack
 from modelpack.placement import Server, server_name
+from modelpack.serving import tuning_flags
 from modelpack_operator import labels as L
 from modelpack_operator.builders import scheduling
 from modelpack_operator.builders.merge import deep_merge
@@ -47,17 +48,8 @@ def server_args(pack: ModelPack, server: Server, store_uri: str) -> list[str]:
         ",".join(server.models),
         "--threads",
         str(spec.worker_threads),
-        "--memory-budget",
-        spec.memory_budget,
-        "--max-batch-size",
-        str(spec.batching.max_batch_size),
-        "--max-queue-delay-ms",
-        f"{spec.batching.max_queue_delay_ms:g}",
-        "--max-queue-size",
-        str(spec.batching.max_queue_size),
+        *tuning_flags(spec),
     ]
-    if spec.preload:
-        args.append("--preload")
     return args
 
 
