@@ -35,6 +35,21 @@ def apply(cp: Any, namespace: str, doc: dict[str, Any]) -> Any:
     return cp.kubectl("apply", "-n", namespace, "-f", "-", input=yaml.safe_dump(doc), check=False)
 
 
+def patch_status(cp: Any, namespace: str, kind: str, name: str, status: dict[str, Any]) -> None:
+    """Write status through the status subresource, as the operator does."""
+    cp.kubectl(
+        "patch",
+        kind,
+        name,
+        "-n",
+        namespace,
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        json.dumps({"status": status}),
+    )
+
+
 def example_files() -> list[Path]:
     files = sorted((ROOT / "examples").glob("*.yaml")) + sorted((ROOT / "examples" / "local").glob("*.yaml"))
     return [
@@ -126,48 +141,19 @@ def test_printer_columns_show_in_kubectl_get(crds: Any, namespace: str) -> None:
             "latencyMs": {"p50": 4.2, "p90": 6.0, "p95": 7.0, "p99": 9.5, "p999": 12.0, "max": 13.0, "mean": 4.5},
         },
     }
-    crds.kubectl(
-        "patch",
-        "lt",
-        "smoke",
-        "-n",
-        namespace,
-        "--subresource=status",
-        "--type=merge",
-        "-p",
-        json.dumps({"status": status}),
-    )
+    patch_status(crds, namespace, "lt", "smoke", status)
     out = crds.kubectl("get", "lt", "-n", namespace).stdout
     header, row = out.splitlines()[:2]
     assert header.split()[:8] == ["NAME", "PHASE", "RPS", "P50", "P99", "ERRORS", "SLO", "AGE"]
     assert row.split()[:7] == ["smoke", "Succeeded", "99.8", "4.2", "9.5", "2", "Met"]
-    crds.kubectl(
-        "patch",
-        "mp",
-        "fleet",
-        "-n",
-        namespace,
-        "--subresource=status",
-        "--type=merge",
-        "-p",
-        json.dumps(
-            {
-                "status": {
-                    "models": 40,
-                    "servers": 3,
-                    "conditions": [
-                        {
-                            "type": "Ready",
-                            "status": "True",
-                            "reason": "AllServersReady",
-                            "message": "",
-                            "lastTransitionTime": "2026-01-01T00:00:00Z",
-                        }
-                    ],
-                }
-            }
-        ),
-    )
+    ready = {
+        "type": "Ready",
+        "status": "True",
+        "reason": "AllServersReady",
+        "message": "",
+        "lastTransitionTime": "2026-01-01T00:00:00Z",
+    }
+    patch_status(crds, namespace, "mp", "fleet", {"models": 40, "servers": 3, "conditions": [ready]})
     for name in ("mp", "modelpack", "modelpacks"):
         out = crds.kubectl("get", name, "-n", namespace).stdout
         header, row = out.splitlines()[:2]
@@ -189,15 +175,5 @@ def test_loadtest_spec_is_immutable_but_status_is_not(crds: Any, namespace: str)
     changed = apply(crds, namespace, with_spec(TEST, "load.rate", 99))
     assert changed.returncode != 0
     assert "spec is immutable once created" in changed.stderr
-    crds.kubectl(
-        "patch",
-        "lt",
-        "smoke",
-        "-n",
-        namespace,
-        "--subresource=status",
-        "--type=merge",
-        "-p",
-        json.dumps({"status": {"phase": "Running"}}),
-    )
+    patch_status(crds, namespace, "lt", "smoke", {"phase": "Running"})
     assert crds.kubectl("get", "lt", "smoke", "-n", namespace, "-o", "jsonpath={.status.phase}").stdout == "Running"
