@@ -32,7 +32,7 @@ from typing import Any
 
 from modelpack.api.modelpack import ModelPack
 from modelpack.placement import place
-from modelpack_operator.builders.routes import route_table
+from modelpack_operator.builders.routes import route_tables
 from modelpack_operator.builders.server import server_deployment, server_service
 from modelpack_operator.kube import Kube
 from modelpack_operator.reconcile.modelpack import reconcile_pack
@@ -83,7 +83,7 @@ def peer_manifests(doc: dict[str, Any], uid: str, settings: OperatorSettings) ->
     """The same objects the operator builds, as one manifest file (what a template script renders)."""
     pack = ModelPack.model_validate({**doc, "metadata": {**doc["metadata"], "uid": uid}})
     placement = place(pack.spec.models.expand(), pack.spec.models_per_server)
-    objs: list[dict[str, Any]] = [route_table(pack, placement, settings.server)]
+    objs: list[dict[str, Any]] = route_tables(pack, placement, settings.server)
     for server in placement.servers:
         objs += [server_deployment(pack, server, settings.server), server_service(pack, server, settings.server)]
     # JSON, not YAML: a hex hash such as 1234e567 is a string to PyYAML but a number to kubectl's YAML parser.

@@ -169,7 +169,13 @@ class ModelPackStatus(StatusModel):
     models: int | None = Field(default=None, description="Models placed.")
     ready_models: int | None = Field(default=None, description="Models on ready servers.")
     route_table: str | None = Field(
-        default=None, description="ConfigMap holding model -> Service URL for the whole pack."
+        default=None,
+        description="ConfigMap holding model -> Service URL (routes.json) for the pack, or its first shard.",
+    )
+    route_table_shards: int | None = Field(
+        default=None,
+        description="ConfigMaps the route table spans, about one per 13,000 models: routeTable, then "
+        "routeTable-1, routeTable-2, ...; each holds whole servers.",
     )
     routes: dict[str, str] | None = Field(
         default=None, description="model -> Service URL, only for packs of at most 64 models."

@@ -33,3 +33,8 @@ def pack_selector(pack: str) -> str:
 def loadtest_selector(loadtest: str) -> str:
     """Label selector of a LoadTest's Job and result ConfigMaps."""
     return f"{LOADTEST}={loadtest}"
+
+
+def routes_selector(pack: str) -> str:
+    """Label selector of a pack's route-table shards."""
+    return f"{pack_selector(pack)},{COMPONENT}={ROUTES_COMPONENT}"

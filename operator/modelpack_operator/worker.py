@@ -8,11 +8,12 @@ leave the operator to infer it from a missing result.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from typing import Any
 
 from modelpack.loadgen import Endpoint, LoadgenError, run_load, select_models
+from modelpack_operator import workerenv as E
+from modelpack_operator.builders.routes import parse_routes
 from modelpack_operator.kube import Kube, KubeError
 from modelpack_operator.results import result_configmap
 from modelpack_operator.workerenv import WorkerConfig
@@ -21,19 +22,24 @@ log = logging.getLogger(__name__)
 
 
 class RouteTableError(ValueError):
-    """The mounted route table is missing or not a JSON object of model -> URL."""
+    """The mounted route table is missing, or a shard is not a JSON object of model -> URL."""
 
 
-def read_route_file(cfg: WorkerConfig) -> dict[str, str]:
-    try:
-        table = json.loads(cfg.routes_file.read_text())
-    except FileNotFoundError:
-        raise RouteTableError(f"route table {cfg.routes_file} not found (MODELPACK_ROUTES_FILE)") from None
-    except (OSError, ValueError) as err:
-        raise RouteTableError(f"route table {cfg.routes_file} is unreadable: {err}") from None
-    if not isinstance(table, dict) or not table:
-        raise RouteTableError(f"route table {cfg.routes_file} holds no routes (expected a JSON object model -> URL)")
-    return {str(k): str(v) for k, v in table.items()}
+def read_route_files(cfg: WorkerConfig) -> dict[str, str]:
+    """The union of every shard mounted in the routes directory (one ``*.json`` per route-table ConfigMap)."""
+    where = cfg.routes_dir
+    files = sorted(where.glob("*.json")) if where.is_dir() else []
+    if not files:
+        raise RouteTableError(f"route table directory {where} holds no *.json shards ({E.ROUTES})")
+    table: dict[str, str] = {}
+    for path in files:
+        try:
+            table.update(parse_routes(path.read_text()))
+        except (OSError, ValueError) as err:
+            raise RouteTableError(f"route table shard {path} is unreadable: {err}") from None
+    if not table:
+        raise RouteTableError(f"route table in {where} holds no routes (expected JSON objects model -> URL)")
+    return table
 
 
 def endpoints_for(cfg: WorkerConfig, routes: dict[str, str]) -> list[Endpoint]:
@@ -58,7 +64,7 @@ def run_worker(cfg: WorkerConfig, kube: Kube) -> int:
     outcome: dict[str, Any] | None = None
     error: str | None = None
     try:
-        endpoints = endpoints_for(cfg, read_route_file(cfg))
+        endpoints = endpoints_for(cfg, read_route_files(cfg))
         log.info("worker %d/%d: %d models, starting at %.3f", cfg.index, cfg.workers, len(endpoints), cfg.start_at)
         result = asyncio.run(
             run_load(cfg.spec, endpoints, worker_index=cfg.index, workers=cfg.workers, start_at=cfg.start_at)

@@ -23,10 +23,11 @@ NAMESPACE = "MODELPACK_NAMESPACE"
 WORKERS = "MODELPACK_WORKERS"
 START_AT = "MODELPACK_START_AT"
 SPEC = "MODELPACK_LOADTEST_SPEC"
-ROUTES_FILE = "MODELPACK_ROUTES_FILE"
+ROUTES = "MODELPACK_ROUTES_DIR"
 INDEX = "JOB_COMPLETION_INDEX"
 
-ROUTES_DIR = "/etc/modelpack/routes"
+ROUTES_MOUNT = "/etc/modelpack/routes"
+"""Where the Job mounts the route-table shards, one ``routes-<k>.json`` per ConfigMap."""
 
 
 class WorkerEnvError(ValueError):
@@ -45,7 +46,8 @@ class WorkerConfig:
     start_at: float
     """Unix time at which every worker starts sending."""
     spec: LoadTestSpec
-    routes_file: Path
+    routes_dir: Path
+    """Directory of the route-table shards; their union is the pack's route table."""
 
 
 def _require(env: Mapping[str, str], name: str) -> str:
@@ -97,5 +99,5 @@ def from_env(env: Mapping[str, str] | None = None) -> WorkerConfig:
         workers=workers,
         start_at=start_at,
         spec=spec,
-        routes_file=Path(_require(source, ROUTES_FILE)),
+        routes_dir=Path(_require(source, ROUTES)),
     )

@@ -18,7 +18,7 @@ START = 1_800_000_000.0
 
 
 def _job(settings: WorkerSettings | None = None, **spec: Any) -> dict[str, Any]:
-    return loadtest_job(make_loadtest(**spec), "bert-routes", START, settings or WorkerSettings())
+    return loadtest_job(make_loadtest(**spec), ["bert-routes"], START, settings or WorkerSettings())
 
 
 def _env(job: dict[str, Any]) -> dict[str, Any]:
@@ -49,13 +49,19 @@ def test_workers_get_the_spec_start_time_index_and_route_table() -> None:
     assert env[E.INDEX] == {
         "fieldRef": {"fieldPath": "metadata.annotations['batch.kubernetes.io/job-completion-index']"}
     }
-    assert env[E.ROUTES_FILE] == "/etc/modelpack/routes/routes.json"
+    assert env[E.ROUTES] == "/etc/modelpack/routes"
     pod = job["spec"]["template"]["spec"]
     assert pod["serviceAccountName"] == "modelpack-loadtest-worker"
-    assert {
-        "name": "routes",
-        "configMap": {"name": "bert-routes", "items": [{"key": "routes.json", "path": "routes.json"}]},
-    } in pod["volumes"]
+    shard = {"configMap": {"name": "bert-routes", "items": [{"key": "routes.json", "path": "routes-0.json"}]}}
+    assert {"name": "routes", "projected": {"sources": [shard]}} in pod["volumes"]
+
+
+def test_every_route_table_shard_is_mounted_in_one_directory() -> None:
+    job = loadtest_job(make_loadtest(), ["bert-routes", "bert-routes-1", "bert-routes-2"], START, WorkerSettings())
+    volume = next(v for v in job["spec"]["template"]["spec"]["volumes"] if v["name"] == "routes")
+    mounted = [(s["configMap"]["name"], s["configMap"]["items"][0]["path"]) for s in volume["projected"]["sources"]]
+    names = ["bert-routes", "bert-routes-1", "bert-routes-2"]
+    assert mounted == [(name, f"routes-{k}.json") for k, name in enumerate(names)]
 
 
 def test_the_env_the_job_sets_is_what_the_worker_parses() -> None:
@@ -72,7 +78,7 @@ def test_deadline_bounds_the_run_including_sweeps() -> None:
     sweep = {"mode": "sweep", "sweep": {"startRate": 10, "stepRate": 10, "maxRate": 50, "stepDuration": "5s"}}
     lt = make_loadtest(load={**sweep, "rate": None, "warmup": "2s"}, slo={"p99LatencyMs": 50})
     assert planned_seconds(lt.spec) == 2 + 5 * 5
-    job = loadtest_job(lt, "r", START, WorkerSettings(start_delay_seconds=10))
+    job = loadtest_job(lt, ["r"], START, WorkerSettings(start_delay_seconds=10))
     assert job["spec"]["activeDeadlineSeconds"] == 27 + 10 + 300
 
 

@@ -13,7 +13,7 @@ from modelpack.api.loadtest import LoadTest
 from modelpack.api.modelpack import ModelPack
 from modelpack.placement import place
 from modelpack_operator.builders.loadtest_job import loadtest_job
-from modelpack_operator.builders.routes import route_table, route_table_name
+from modelpack_operator.builders.routes import route_table_names, route_tables
 from modelpack_operator.builders.server import server_deployment, server_service
 from modelpack_operator.settings import OperatorSettings
 from tests.cluster.controlplane import ControlPlane
@@ -33,10 +33,10 @@ def _objects(path: Path, namespace: str) -> list[dict]:
             placement = place(obj.spec.models.expand(), obj.spec.models_per_server)
             first, last = placement.servers[0], placement.servers[-1]
             out += [server_deployment(obj, s, SETTINGS.server) for s in (first, last)]
-            out += [server_service(obj, first, SETTINGS.server), route_table(obj, placement, SETTINGS.server)]
+            out += [server_service(obj, first, SETTINGS.server), *route_tables(obj, placement, SETTINGS.server)]
         elif isinstance(obj, LoadTest):
-            route = route_table_name(obj.spec.target.model_pack)
-            out.append(loadtest_job(obj, route, time.time(), SETTINGS.worker))
+            tables = route_table_names(obj.spec.target.model_pack, 1)
+            out.append(loadtest_job(obj, tables, time.time(), SETTINGS.worker))
     return out
 
 

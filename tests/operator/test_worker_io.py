@@ -13,6 +13,7 @@ from modelpack.loadgen.outcome import LoadOutcome
 from modelpack.loadgen.tally import Tally
 from modelpack_operator import results as R
 from modelpack_operator import workerenv as E
+from modelpack_operator.worker import RouteTableError, read_route_files
 from tests.operator.harness import MODELPACK, ROOT
 
 GOOD_ENV = {
@@ -23,7 +24,7 @@ GOOD_ENV = {
     E.WORKERS: "2",
     E.START_AT: "2026-01-01T00:00:00Z",
     E.SPEC: json.dumps({"target": {"modelPack": "p"}, "load": {"rate": 5}}),
-    E.ROUTES_FILE: "/etc/modelpack/routes/routes.json",
+    E.ROUTES: "/etc/modelpack/routes",
 }
 
 
@@ -112,3 +113,29 @@ def test_operator_and_worker_never_import_torch() -> None:
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=ROOT)
     assert proc.stdout.split() == ["False", "False"], proc.stderr
+
+
+def _cfg(routes_dir: Path) -> E.WorkerConfig:
+    return E.from_env({**GOOD_ENV, E.ROUTES: str(routes_dir)})
+
+
+def test_worker_reads_the_union_of_every_mounted_shard(tmp_path: Path) -> None:
+    (tmp_path / "routes-0.json").write_text(json.dumps({"a": "http://s0", "b": "http://s0"}))
+    (tmp_path / "routes-1.json").write_text(json.dumps({"c": "http://s1"}))
+    assert read_route_files(_cfg(tmp_path)) == {"a": "http://s0", "b": "http://s0", "c": "http://s1"}
+
+
+@pytest.mark.parametrize(
+    ("files", "message"),
+    [
+        ({}, "holds no \\*.json shards \\(MODELPACK_ROUTES_DIR\\)"),
+        ({"routes-0.json": "{"}, "route table shard .*routes-0.json is unreadable"),
+        ({"routes-0.json": "[1]"}, "routes-0.json is unreadable: routes.json is not a JSON object"),
+        ({"routes-0.json": "{}"}, "holds no routes"),
+    ],
+)
+def test_missing_or_bad_shards_name_the_problem(tmp_path: Path, files: dict[str, str], message: str) -> None:
+    for name, text in files.items():
+        (tmp_path / name).write_text(text)
+    with pytest.raises(RouteTableError, match=message):
+        read_route_files(_cfg(tmp_path))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -76,12 +77,23 @@ def worker_env(loadtest: LoadTest, start_at: float) -> list[dict[str, Any]]:
         {"name": E.WORKERS, "value": str(loadtest.spec.workers)},
         {"name": E.START_AT, "value": rfc3339(start_at)},
         {"name": E.SPEC, "value": spec_json},
-        {"name": E.ROUTES_FILE, "value": f"{E.ROUTES_DIR}/{ROUTES_KEY}"},
+        {"name": E.ROUTES, "value": E.ROUTES_MOUNT},
     ]
 
 
-def loadtest_job(loadtest: LoadTest, route_table: str, start_at: float, settings: WorkerSettings) -> dict[str, Any]:
-    """The Job; ``route_table`` is the pack's route-table ConfigMap name, ``start_at`` the common start (Unix time)."""
+def routes_volume(route_tables: Sequence[str]) -> dict[str, Any]:
+    """Every shard of the pack's route table in one directory, as ``routes-<k>.json``."""
+    sources = [
+        {"configMap": {"name": name, "items": [{"key": ROUTES_KEY, "path": f"routes-{k}.json"}]}}
+        for k, name in enumerate(route_tables)
+    ]
+    return {"name": "routes", "projected": {"sources": sources}}
+
+
+def loadtest_job(
+    loadtest: LoadTest, route_tables: Sequence[str], start_at: float, settings: WorkerSettings
+) -> dict[str, Any]:
+    """The Job; ``route_tables`` names the pack's route-table ConfigMaps, ``start_at`` the common start (Unix time)."""
     name = loadtest.metadata.name
     namespace = loadtest.metadata.namespace or "default"
     workers = loadtest.spec.workers
@@ -103,7 +115,7 @@ def loadtest_job(loadtest: LoadTest, route_table: str, start_at: float, settings
             "capabilities": {"drop": ["ALL"]},
         },
         "volumeMounts": [
-            {"name": "routes", "mountPath": E.ROUTES_DIR, "readOnly": True},
+            {"name": "routes", "mountPath": E.ROUTES_MOUNT, "readOnly": True},
             {"name": "tmp", "mountPath": "/tmp"},
         ],
     }
@@ -113,7 +125,7 @@ def loadtest_job(loadtest: LoadTest, route_table: str, start_at: float, settings
         "securityContext": {"runAsNonRoot": True, "runAsUser": 10001, "seccompProfile": {"type": "RuntimeDefault"}},
         "containers": [container],
         "volumes": [
-            {"name": "routes", "configMap": {"name": route_table, "items": [{"key": ROUTES_KEY, "path": ROUTES_KEY}]}},
+            routes_volume(route_tables),
             {"name": "tmp", "emptyDir": {"sizeLimit": "256Mi"}},
         ],
     }

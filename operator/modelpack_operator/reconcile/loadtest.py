@@ -21,7 +21,7 @@ from modelpack_operator import events
 from modelpack_operator import labels as L
 from modelpack_operator.builders.loadtest_job import job_name, loadtest_job, result_name, rfc3339
 from modelpack_operator.builders.rbac import worker_rbac
-from modelpack_operator.builders.routes import route_table_name
+from modelpack_operator.builders.routes import route_table_names
 from modelpack_operator.kube import Kube
 from modelpack_operator.reconcile.apply import needs_apply
 from modelpack_operator.reconcile.cost import loadtest_cost
@@ -110,12 +110,12 @@ def _advance(kube: Kube, lt: LoadTest, step: _Step, settings: OperatorSettings) 
                 f"waiting for ModelPack {pack_name} to be Ready (phase {pack_status.get('phase', 'unknown')}: {why})",
             )
             return
-        _start(kube, lt, step, settings)
+        _start(kube, lt, step, settings, int(pack_status.get("routeTableShards") or 1))
         return
     _judge(kube, lt, step, job, settings)
 
 
-def _start(kube: Kube, lt: LoadTest, step: _Step, settings: OperatorSettings) -> None:
+def _start(kube: Kube, lt: LoadTest, step: _Step, settings: OperatorSettings, shards: int) -> None:
     namespace = lt.metadata.namespace or "default"
     if settings.worker.manage_rbac:
         for obj in worker_rbac(namespace, settings.worker.service_account):
@@ -123,7 +123,7 @@ def _start(kube: Kube, lt: LoadTest, step: _Step, settings: OperatorSettings) ->
             if needs_apply(obj, live):
                 kube.apply(obj)
     start_at = time.time() + settings.worker.start_delay_seconds
-    job = loadtest_job(lt, route_table_name(lt.spec.target.model_pack), start_at, settings.worker)
+    job = loadtest_job(lt, route_table_names(lt.spec.target.model_pack, shards), start_at, settings.worker)
     created = kube.create(job)
     if created is None:  # created by an earlier run that died before writing status: keep its start time
         existing = kube.get("batch/v1", "Job", namespace, job["metadata"]["name"]) or job

@@ -21,8 +21,8 @@ from modelpack_operator import labels as L
 from modelpack_operator.builders.routes import (
     RouteTableTooLarge,
     remembered_placement,
-    route_table,
     route_table_name,
+    route_tables,
     routes,
 )
 from modelpack_operator.builders.server import server_deployment, server_service
@@ -53,8 +53,8 @@ def _store_problem(kube: Kube, pack: ModelPack, namespace: str) -> str | None:
     return None
 
 
-def _place(pack: ModelPack, routes_cm: dict[str, Any] | None) -> Placement:
-    remembered = remembered_placement(routes_cm)
+def _place(pack: ModelPack, route_shards: list[dict[str, Any]]) -> Placement:
+    remembered = remembered_placement(route_shards)
     return place(
         pack.spec.models.expand(),
         pack.spec.models_per_server,
@@ -75,18 +75,20 @@ def reconcile_pack(kube: Kube, body: dict[str, Any], settings: OperatorSettings)
     health = {}
     table: dict[str, str] | None = None
     replicas = 0
+    shards = 1
     try:
         pack = parse_pack(body)
         replicas = pack.spec.replicas
-        routes_cm = kube.get("v1", "ConfigMap", namespace, route_table_name(name))
-        placement = _place(pack, routes_cm)
-        desired_routes = route_table(pack, placement, settings.server)
+        live_shards = kube.list("v1", "ConfigMap", namespace, L.routes_selector(name))
+        placement = _place(pack, live_shards)
+        desired_routes = route_tables(pack, placement, settings.server)
+        shards = len(desired_routes)
     except (ValueError, RouteTableTooLarge) as err:
         problem = ("InvalidSpec", str(err))
     if problem is None and placement is not None:
         store_problem = _store_problem(kube, pack, namespace)
         # The route table (the placement's memory) goes first: a restart after this point re-derives the same servers.
-        sync(kube, [desired_routes], [routes_cm] if routes_cm else [], prune=False)
+        sync(kube, desired_routes, live_shards, concurrency=settings.reconcile.apply_concurrency)
         desired = []
         for server in placement.servers:
             desired.append(server_deployment(pack, server, settings.server))
@@ -114,6 +116,7 @@ def reconcile_pack(kube: Kube, body: dict[str, Any], settings: OperatorSettings)
         health=health,
         replicas=replicas,
         route_table=route_table_name(name),
+        route_table_shards=shards,
         routes=table,
         previous=previous,
         problem=problem,

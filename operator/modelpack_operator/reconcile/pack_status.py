@@ -61,6 +61,8 @@ class PackObservation:
     """(reason, message) of a problem that stops the pack being reconciled (phase Failed)."""
     store_problem: str | None = None
     """Why the store looks unavailable (e.g. a missing PersistentVolumeClaim); phase Degraded."""
+    route_table_shards: int = 1
+    """ConfigMaps the route table spans (``route_table``, then ``route_table``-1, -2, ...)."""
 
 
 def compute_status(obs: PackObservation, now: str | None = None) -> dict[str, Any]:
@@ -126,6 +128,7 @@ def compute_status(obs: PackObservation, now: str | None = None) -> dict[str, An
         "models": total_models,
         "readyModels": ready_models,
         "routeTable": obs.route_table,
+        "routeTableShards": obs.route_table_shards,
         "conditions": merge_conditions(
             previous_conditions, [ready_cond, progressing, degraded_cond], obs.generation, now
         ),
