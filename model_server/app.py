@@ -99,6 +99,8 @@ def create_app(settings: Settings) -> FastAPI:
             metrics=metrics,
             max_pending_loads=settings.max_pending_loads,
             jit_optimize=settings.jit_optimize,
+            retry_base_s=settings.load_retry_base_s,
+            retry_max_s=settings.load_retry_max_s,
         )
         registry.register(names)
         app.state.registry = registry

@@ -7,7 +7,11 @@ All state changes happen on the event loop (no locks): loads run on the load poo
   if everything is pinned the budget is exceeded briefly and restored when requests finish.
 - Loads are bounded too: beyond ``max_pending_loads`` models waiting to load, requests needing another load are
   refused (503 + Retry-After) instead of queueing behind loads that cannot keep up with the miss rate.
-- A failed load keeps its reason (repository index, /ready); the model stays FAILED until the server restarts.
+- A failed load (or a model missing from the store at registration) keeps its reason (repository index, /ready)
+  and stays FAILED for a back-off: ``retry_base_s`` after the first failure, doubling per consecutive failure up
+  to ``retry_max_s``. Requests meanwhile get the reason and when the next retry is allowed; the first request
+  after that tries again (at most one load attempt per request), so a transient store failure, or a model
+  copied into the store later, heals without a restart. A successful load resets the back-off.
 """
 
 from __future__ import annotations
@@ -62,6 +66,8 @@ class Entry:
     loading: asyncio.Task[None] | None = None
     config: ModelConfig | None = None
     loads: int = field(default=0)
+    failures: int = 0  # consecutive failed loads, for the back-off; 0 after a success
+    retry_at: float = 0.0  # registry clock time from which a FAILED model may be tried again
 
 
 Loader = Callable[[str, Path, ModelConfig | None], LoadedModel]
@@ -87,6 +93,9 @@ class Registry:
         loader: Loader = load_model,
         max_pending_loads: int = 32,
         jit_optimize: bool = False,
+        retry_base_s: float = 1.0,
+        retry_max_s: float = 60.0,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.store = store
         self.memory_budget = memory_budget
@@ -98,6 +107,9 @@ class Registry:
         self._loader = loader
         self.max_pending_loads = max_pending_loads
         self.jit_optimize = jit_optimize
+        self.retry_base_s = retry_base_s
+        self.retry_max_s = retry_max_s
+        self._clock = clock
         self._trimmer = Trimmer()
         self._pending_loads = 0
         self._entries: dict[str, Entry] = {}
@@ -112,7 +124,7 @@ class Registry:
             entry = Entry(name)
             problem = self.store.problem(name)
             if problem is not None:
-                entry.state, entry.reason = ModelState.FAILED, problem
+                self._fail(entry, problem)
             self._entries[name] = entry
         self.metrics.models_registered.set(len(self._entries))
 
@@ -141,14 +153,14 @@ class Registry:
         if entry.model is not None:
             return entry.model.config
         if entry.config is None:
-            if entry.state is ModelState.FAILED:
-                raise ModelFailedError(entry.reason)
+            if entry.state is ModelState.FAILED and not self._retry_due(entry):
+                raise self._failed(entry)
             try:
                 # Not on the load pool: a metadata or validation read must not queue behind slow model loads.
-                entry.config = await asyncio.to_thread(lambda: load_config(self.store.model_dir(name)))
+                entry.config = await asyncio.to_thread(lambda: load_config(self._model_dir(name)))
             except Exception as err:
                 self._fail(entry, str(err))
-                raise ModelFailedError(entry.reason) from None
+                raise self._failed(entry) from None
         return entry.config
 
     # -- use ------------------------------------------------------------------------------------
@@ -158,15 +170,17 @@ class Registry:
         entry = self.entry(name)
         hit = entry.state is ModelState.READY
         self.metrics.cache.labels("hit" if hit else "miss").inc()
+        attempted = False  # one load attempt per request, even with no back-off
         while entry.state is not ModelState.READY:
-            if entry.state is ModelState.FAILED:
-                raise ModelFailedError(entry.reason)
+            if entry.state is ModelState.FAILED and (attempted or not self._retry_due(entry)):
+                raise self._failed(entry)
             if entry.loading is None:
                 if self._pending_loads >= self.max_pending_loads:
                     self.metrics.load_rejections.inc()
                     raise LoadQueueFullError(f"{self._pending_loads} models are already waiting to load")
                 self._pending_loads += 1
                 entry.loading = asyncio.get_running_loop().create_task(self._load(entry))
+            attempted = True
             await asyncio.shield(entry.loading)
         entry.pins += 1
         self._lru.move_to_end(name)
@@ -213,7 +227,7 @@ class Registry:
             max_queue_size=self._batching.max_queue_size,
             metrics=self.metrics,
         )
-        entry.state = ModelState.READY
+        entry.state, entry.failures = ModelState.READY, 0
         entry.loads += 1
         self._lru[entry.name] = entry
         self.memory_used += model.size_bytes
@@ -223,13 +237,32 @@ class Registry:
 
     def _load_blocking(self, name: str, config: ModelConfig | None) -> LoadedModel:
         self._trimmer.maybe_trim()  # evicted models' pages go back to the OS before new ones are allocated
-        model = self._loader(name, self.store.model_dir(name), config)
+        model = self._loader(name, self._model_dir(name), config)
         model.jit_optimize = self.jit_optimize
         model.warm_up()
         return model
 
+    def _model_dir(self, name: str) -> Path:
+        """Blocking. Repeats registration's check, so a retry names the same problem while it lasts."""
+        problem = self.store.problem(name)
+        if problem is not None:
+            raise ModelFailedError(problem)
+        return self.store.model_dir(name)
+
     def _fail(self, entry: Entry, reason: str) -> None:
         entry.state, entry.reason = ModelState.FAILED, reason
+        now = self._clock()
+        if now < entry.retry_at:
+            return  # a concurrent attempt (config reads are not single-flight) already failed and set the back-off
+        entry.failures += 1
+        entry.retry_at = now + min(self.retry_max_s, self.retry_base_s * 2.0 ** min(entry.failures - 1, 1000))
+
+    def _retry_due(self, entry: Entry) -> bool:
+        return self._clock() >= entry.retry_at
+
+    def _failed(self, entry: Entry) -> ModelFailedError:
+        wait = max(0.0, entry.retry_at - self._clock())
+        return ModelFailedError(f"{entry.reason} (retrying after {wait:.1f} s)")
 
     def _evict_until(self, target: int) -> None:
         """Synchronous (no await), so no request can pin a model between the check and the eviction."""

@@ -39,6 +39,13 @@ class Settings:
     max_pending_loads: int = 32
     """Models waiting to load at once; requests that need yet another load get 503 + Retry-After meanwhile."""
 
+    load_retry_base_s: float = 1.0
+    """After a model fails to load (or is missing from the store), seconds until a request may try again; the wait
+    doubles per consecutive failure and resets on success. Requests meanwhile get 503 with the reason."""
+
+    load_retry_max_s: float = 60.0
+    """Longest wait between retries of a failed model."""
+
     jit_optimize: bool = False
     """TorchScript's optimizing (profiling) executor: off by default, as its per-model, per-shape warm-up costs
     more than it saves when a process serves many models."""

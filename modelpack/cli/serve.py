@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -25,6 +26,8 @@ ENV_VARS: dict[str, str] = {
     "inference_workers": "MODELPACK_INFERENCE_WORKERS",
     "load_workers": "MODELPACK_LOAD_WORKERS",
     "max_pending_loads": "MODELPACK_MAX_PENDING_LOADS",
+    "load_retry_base_s": "MODELPACK_LOAD_RETRY_BASE_S",
+    "load_retry_max_s": "MODELPACK_LOAD_RETRY_MAX_S",
     "memory_budget": "MODELPACK_MEMORY_BUDGET",
     "max_batch_size": "MODELPACK_MAX_BATCH_SIZE",
     "max_queue_delay_ms": "MODELPACK_MAX_QUEUE_DELAY_MS",
@@ -53,6 +56,15 @@ def register(parser: argparse.ArgumentParser) -> None:
     add("--inference-workers", help="inference threads (default CPUs // threads)" + env("inference_workers"))
     add("--load-workers", help="model loading threads (default 1)" + env("load_workers"))
     add("--max-pending-loads", help="models waiting to load before 503 (default 32)" + env("max_pending_loads"))
+    add(
+        "--load-retry-base-s",
+        help="seconds before a failed model is tried again, doubling per failure (default 1)"
+        + env("load_retry_base_s"),
+    )
+    add(
+        "--load-retry-max-s",
+        help="longest wait between retries of a failed model (default 60)" + env("load_retry_max_s"),
+    )
     add("--memory-budget", help="bytes of loaded models, e.g. 2Gi (default 2Gi)" + env("memory_budget"))
     add("--max-batch-size", help="largest dynamic batch (default 8)" + env("max_batch_size"))
     add("--max-queue-delay-ms", help="batching delay, ms (default 5)" + env("max_queue_delay_ms"))
@@ -74,11 +86,21 @@ def _value(args: argparse.Namespace, dest: str) -> tuple[Any, str] | None:
     """The raw value and where it came from (for error messages), flag first, then env."""
     given = getattr(args, dest, None)
     if given is not None:
-        return given, "--" + dest.replace("_", "-")
+        return given, _flag(dest)
     env_value = os.environ.get(ENV_VARS[dest])
     if env_value not in (None, ""):
         return env_value, ENV_VARS[dest]
     return None
+
+
+def _source(args: argparse.Namespace, dest: str) -> str:
+    """The flag or env var a value came from; the flag when it is the default."""
+    found = _value(args, dest)
+    return found[1] if found is not None else _flag(dest)
+
+
+def _flag(dest: str) -> str:
+    return "--" + dest.replace("_", "-")
 
 
 def _typed(args: argparse.Namespace, dest: str, parse: Callable[[str], T], default: T, check: str = "") -> T:
@@ -112,7 +134,7 @@ def _quantity(text: str) -> int:
 
 def _float(text: str) -> float:
     value = float(text)
-    if value < 0 or value != value:
+    if not 0 <= value < math.inf:  # also refuses nan
         raise ValueError(text)
     return value
 
@@ -183,6 +205,8 @@ def settings_from_args(args: argparse.Namespace) -> Any:
         inference_workers=_typed(args, "inference_workers", _int(1, 1024), 0, "an integer >= 1"),
         load_workers=_typed(args, "load_workers", _int(1, 64), defaults.load_workers, "an integer 1-64"),
         max_pending_loads=_typed(args, "max_pending_loads", _int(1), defaults.max_pending_loads, "an integer >= 1"),
+        load_retry_base_s=_typed(args, "load_retry_base_s", _float, defaults.load_retry_base_s, "seconds >= 0"),
+        load_retry_max_s=_typed(args, "load_retry_max_s", _float, defaults.load_retry_max_s, "seconds >= 0"),
         memory_budget=_typed(args, "memory_budget", _quantity, defaults.memory_budget, "a quantity like 2Gi"),
         max_batch_size=_typed(args, "max_batch_size", _int(1, 1024), defaults.max_batch_size, "an integer 1-1024"),
         max_queue_delay_ms=_typed(args, "max_queue_delay_ms", _float, defaults.max_queue_delay_ms, "ms >= 0"),
@@ -194,6 +218,11 @@ def settings_from_args(args: argparse.Namespace) -> Any:
         graceful_shutdown_s=_typed(args, "graceful_shutdown_s", _float, defaults.graceful_shutdown_s, "seconds"),
         log_level=_typed(args, "log_level", _log_level, defaults.log_level, "critical/error/warning/info/debug"),
     )
+    if settings.load_retry_max_s < settings.load_retry_base_s:
+        raise CliError(
+            f"{_source(args, 'load_retry_max_s')} ({settings.load_retry_max_s:g}) must be at least "
+            f"{_source(args, 'load_retry_base_s')} ({settings.load_retry_base_s:g})"
+        )
     try:
         open_store(settings.store, settings.cache_dir)
     except StoreError as err:

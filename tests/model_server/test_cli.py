@@ -35,6 +35,16 @@ def _no_modelpack_env(monkeypatch: pytest.MonkeyPatch) -> None:
         (["--store", "{fleet}", "--max-pending-loads", "0"], "--max-pending-loads: '0'"),
         (["--store", "{fleet}", "--memory-budget", "lots"], "--memory-budget: 'lots' is not a valid value (a quantity"),
         (["--store", "{fleet}", "--max-queue-delay-ms", "-1"], "--max-queue-delay-ms: '-1'"),
+        (
+            ["--store", "{fleet}", "--load-retry-base-s", "-1"],
+            "--load-retry-base-s: '-1' is not a valid value (seconds",
+        ),
+        (["--store", "{fleet}", "--load-retry-max-s", "inf"], "--load-retry-max-s: 'inf' is not a valid value"),
+        (["--store", "{fleet}", "--load-retry-max-s", "nan"], "--load-retry-max-s: 'nan' is not a valid value"),
+        (
+            ["--store", "{fleet}", "--load-retry-base-s", "90"],
+            "--load-retry-max-s (60) must be at least --load-retry-base-s (90)",
+        ),
         (["--store", "{fleet}", "--models", " , "], "--models: no model names"),
         (["--store", "{fleet}", "--models-file", "/nonexistent.txt"], "--models-file: cannot read /nonexistent.txt"),
     ],
@@ -58,6 +68,10 @@ def test_serve_names_bad_env_var(
     monkeypatch.setenv("MODELPACK_PRELOAD", "perhaps")
     code, err = run_cli(capsys, "serve", "--store", str(fleet))
     assert code == 2 and "MODELPACK_PRELOAD: 'perhaps'" in err
+    monkeypatch.delenv("MODELPACK_PRELOAD")
+    monkeypatch.setenv("MODELPACK_LOAD_RETRY_MAX_S", "0.5")
+    code, err = run_cli(capsys, "serve", "--store", str(fleet))
+    assert code == 2 and "MODELPACK_LOAD_RETRY_MAX_S (0.5) must be at least --load-retry-base-s (1)" in err
 
 
 def test_settings_from_flags_and_env(fleet: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -73,6 +87,7 @@ def test_settings_from_flags_and_env(fleet: Path, monkeypatch: pytest.MonkeyPatc
     assert settings.preload is True
     assert settings.models is None
     assert settings.jit_optimize is False
+    assert (settings.load_retry_base_s, settings.load_retry_max_s) == (1.0, 60.0)
     monkeypatch.setenv("MODELPACK_JIT_OPTIMIZE", "1")
     assert settings_from_args(args).jit_optimize is True
 

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+import re
+import shutil
+import time
 from pathlib import Path
 
 import numpy as np
 from tokenizers import Tokenizer
 
-from tests.model_server.conftest import ServerProcess
+from tests.model_server.conftest import ServerProcess, StartServer
 from tests.model_server.helpers import SEQ, tensor_body, text_body
 
 
@@ -191,6 +194,26 @@ def test_failed_models_are_visible_and_others_keep_serving(server: ServerProcess
     assert ready.json()["state"] == "FAILED" and ready.json()["reason"]
     assert server.client.post("/v2/models/m-b/infer", json=tensor_body()).status_code == 200
     assert server.client.get("/v2/health/ready").status_code == 200
+
+
+def test_failed_model_is_retried_after_back_off(store_copy: Path, start_server: StartServer) -> None:
+    """A model named before it is in the store is FAILED, says when it is retried, and serves once copied in."""
+    backoff = ["--load-retry-base-s", "0.2", "--load-retry-max-s", "0.2"]
+    server = start_server("--store", str(store_copy), "--models", "m-a,late", "--log-level", "warning", *backoff)
+    resp = server.client.post("/v2/models/late/infer", json=tensor_body())
+    assert resp.status_code == 503, resp.text
+    assert re.fullmatch(
+        r"model 'late' failed to load: no folder 'late' in .* \(retrying after 0\.\d s\)", resp.json()["error"]
+    )
+    index = {row["name"]: row for row in server.client.get("/v2/repository/index").json()}
+    assert index["late"]["state"] == "FAILED" and index["late"]["reason"].startswith("no folder 'late'")
+    shutil.copytree(store_copy / "m-b", store_copy / "late")
+    deadline = time.monotonic() + 5
+    while (resp := server.client.post("/v2/models/late/infer", json=tensor_body())).status_code == 503:
+        assert time.monotonic() < deadline, resp.text
+        time.sleep(0.05)
+    assert resp.status_code == 200, resp.text
+    assert server.client.get("/v2/models/late/ready").json()["state"] == "READY"
 
 
 def test_repository_index_states_and_ready_filter(server: ServerProcess) -> None:

@@ -1,8 +1,10 @@
-"""Registry units over a real store and real TorchScript loads: single-flight, LRU by size, pinning, failures."""
+"""Registry units over a real store and real TorchScript loads: single-flight, LRU by size, pinning, failures
+and their retries (on a fake clock: no test waits for a back-off)."""
 
 from __future__ import annotations
 
 import asyncio
+import shutil
 import threading
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
@@ -21,7 +23,7 @@ from model_server.registry import (
     Registry,
     UnknownModelError,
 )
-from model_server.store import LocalStore
+from model_server.store import LocalStore, Store
 
 
 class CountingLoader:
@@ -38,14 +40,47 @@ class CountingLoader:
         return load_model(name, model_dir, config)
 
 
+class FlakyStore(LocalStore):
+    """A local store whose first ``failures`` downloads fail, like a throttled or briefly unreachable S3."""
+
+    def __init__(self, root: Path, failures: int) -> None:
+        super().__init__(root)
+        self.failures = failures
+        self.calls = 0
+
+    def model_dir(self, name: str) -> Path:
+        self.calls += 1
+        if self.calls <= self.failures:
+            raise OSError(f"SlowDown: throttled reading {name}")
+        return super().model_dir(name)
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
 @pytest.fixture
 async def make_registry(fleet: Path) -> AsyncIterator:  # type: ignore[type-arg]
     pools = [ThreadPoolExecutor(1), ThreadPoolExecutor(1)]
     made: list[Registry] = []
 
-    def make(budget: int = 1 << 30, loader: CountingLoader | None = None, max_pending_loads: int = 32) -> Registry:
+    def make(
+        budget: int = 1 << 30,
+        loader: CountingLoader | None = None,
+        max_pending_loads: int = 32,
+        store: Store | None = None,
+        clock: FakeClock | None = None,
+        retry_max_s: float = 60.0,
+    ) -> Registry:
         registry = Registry(
-            LocalStore(fleet),
+            store or LocalStore(fleet),
             memory_budget=budget,
             load_executor=pools[0],
             inference_executor=pools[1],
@@ -53,6 +88,9 @@ async def make_registry(fleet: Path) -> AsyncIterator:  # type: ignore[type-arg]
             metrics=ServerMetrics(),
             loader=loader or CountingLoader(),
             max_pending_loads=max_pending_loads,
+            retry_base_s=1.0,
+            retry_max_s=retry_max_s,
+            clock=clock or FakeClock(),
         )
         registry.register(["m-a", "m-b", "m-c", "corrupt", "no-weights"])
         made.append(registry)
@@ -116,17 +154,70 @@ async def test_model_larger_than_budget_fails_with_reason(make_registry) -> None
     assert registry.entry("m-a").state is ModelState.FAILED
 
 
-async def test_failed_load_keeps_reason_and_is_not_retried(make_registry) -> None:  # type: ignore[no-untyped-def]
+async def test_failed_load_keeps_reason_and_is_not_retried_during_back_off(make_registry) -> None:  # type: ignore[no-untyped-def]
     loader = CountingLoader()
     registry = make_registry(loader=loader)
     assert registry.entry("no-weights").state is ModelState.FAILED  # at registration, without loading
     assert "model.pt" in registry.entry("no-weights").reason
     with pytest.raises(ModelFailedError, match="TorchScript"):
         await registry.ensure_loaded("corrupt")
-    with pytest.raises(ModelFailedError):
+    with pytest.raises(ModelFailedError, match=r"TorchScript.*\(retrying after 1\.0 s\)"):
         await registry.ensure_loaded("corrupt")
     assert loader.calls == ["corrupt"]
+    assert "retrying" not in registry.entry("corrupt").reason  # the index shows the reason alone
     await registry.ensure_loaded("m-a")  # others still load
+
+
+async def test_transient_store_failure_heals_after_back_off(make_registry, fleet: Path) -> None:  # type: ignore[no-untyped-def]
+    store, clock = FlakyStore(fleet, failures=2), FakeClock()
+    registry = make_registry(store=store, clock=clock)
+    with pytest.raises(ModelFailedError, match=r"throttled reading m-a \(retrying after 1\.0 s\)"):
+        await registry.ensure_loaded("m-a")
+    entry = registry.entry("m-a")
+    assert entry.state is ModelState.FAILED and entry.reason == "SlowDown: throttled reading m-a"
+    clock.advance(0.6)
+    with pytest.raises(ModelFailedError, match=r"retrying after 0\.4 s"):
+        await registry.ensure_loaded("m-a")  # still backing off: the store is not asked again
+    assert store.calls == 1
+    clock.advance(0.4)
+    both = await asyncio.gather(registry.ensure_loaded("m-a"), registry.ensure_loaded("m-a"), return_exceptions=True)
+    assert all(isinstance(err, ModelFailedError) and "retrying after 2.0 s" in str(err) for err in both), both
+    assert store.calls == 2  # concurrent requests after the back-off share one retry
+    clock.advance(2.0)
+    await registry.ensure_loaded("m-a")
+    assert entry.state is ModelState.READY and entry.failures == 0 and entry.reason == ""
+
+
+async def test_back_off_doubles_caps_and_resets_on_success(make_registry, fleet: Path) -> None:  # type: ignore[no-untyped-def]
+    store, clock = FlakyStore(fleet, failures=5), FakeClock()
+    registry = make_registry(store=store, clock=clock, retry_max_s=5.0)
+    for wait in (1.0, 2.0, 4.0, 5.0, 5.0):
+        with pytest.raises(ModelFailedError, match=rf"retrying after {wait:.1f} s"):
+            await registry.ensure_loaded("m-a")
+        clock.advance(wait)
+    await registry.ensure_loaded("m-a")
+    assert registry.unload("m-a")
+    store.failures = store.calls + 1  # the next download fails again
+    with pytest.raises(ModelFailedError, match=r"retrying after 1\.0 s"):
+        await registry.ensure_loaded("m-a")
+
+
+async def test_model_missing_from_store_is_retried(make_registry, fleet: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """Registered before it is in the store (``--models``): FAILED at registration, then found once copied in."""
+    root, clock = tmp_path / "store", FakeClock()
+    shutil.copytree(fleet, root)
+    registry = make_registry(store=LocalStore(root), clock=clock)
+    registry.register(["late"])
+    with pytest.raises(ModelFailedError, match=r"no folder 'late' in store .* \(retrying after 1\.0 s\)"):
+        await registry.config("late")
+    clock.advance(1.0)
+    with pytest.raises(ModelFailedError, match=r"no folder 'late'.*retrying after 2\.0 s"):
+        await registry.config("late")
+    shutil.copytree(root / "m-b", root / "late")
+    clock.advance(2.0)
+    assert (await registry.config("late")).inputs
+    await registry.ensure_loaded("late")
+    assert registry.entry("late").state is ModelState.READY
 
 
 async def test_unknown_model(make_registry) -> None:  # type: ignore[no-untyped-def]
