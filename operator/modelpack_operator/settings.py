@@ -16,6 +16,9 @@ from typing import Any, TypeVar, get_type_hints
 
 from modelpack.api.base import parse_quantity
 
+MIN_SHARD_BYTES = 256
+"""Smallest route-table shard setting accepted: below it no shard could hold even a small server's routes."""
+
 
 class SettingsError(ValueError):
     """An environment variable holds a value the operator cannot use; the message names the variable."""
@@ -83,6 +86,13 @@ class ReconcileSettings:
     """Writes in flight at once while reconciling one object (a new 200-server pack is 400 writes)."""
     pricing_configmap: str = ""
     """``namespace/name`` of the ConfigMap holding the price table (key prices.yaml); empty: the built-in table."""
+    route_table_shard_bytes: int = 1_000_000
+    """Bytes of routes per route-table ConfigMap before the table is split (lower it where etcd's request limit is)."""
+
+    def __post_init__(self) -> None:
+        if self.route_table_shard_bytes < MIN_SHARD_BYTES:
+            name = env_name("RECONCILE", "route_table_shard_bytes")
+            raise SettingsError(f"{name}={self.route_table_shard_bytes}: must be at least {MIN_SHARD_BYTES}")
 
 
 @dataclass(frozen=True)

@@ -108,8 +108,10 @@ def test_loadtest_runs_workers_merges_results_and_judges_the_slo(
     processes: list[LocalProcess],
     start_operator: Callable[..., OperatorProcess],
 ) -> None:
-    op = start_operator(PENDING_WORKERS)
+    # Shards of one server each: the workers must read the union of the route table's ConfigMaps.
+    op = start_operator({**PENDING_WORKERS, "MODELPACK_RECONCILE_ROUTE_TABLE_SHARD_BYTES": "256"})
     _ready_pack(crds, kube, namespace, store, op)
+    assert get_status(kube, "ModelPack", namespace, "bert")["routeTableShards"] == 2
     service_urls = _local_servers(kube, namespace, tmp_path, processes)
     load = {"rate": 30, "duration": "2s", "warmup": "500ms"}
     doc = loadtest_doc(namespace=namespace, workers=2, load=load, slo={"p99LatencyMs": 10000})
@@ -119,6 +121,8 @@ def test_loadtest_runs_workers_merges_results_and_judges_the_slo(
     assert job["spec"]["completions"] == job["spec"]["parallelism"] == 2
     assert job["spec"]["ttlSecondsAfterFinished"] == 600
     assert job["metadata"]["ownerReferences"][0]["kind"] == "LoadTest"
+    routes = next(v for v in job["spec"]["template"]["spec"]["volumes"] if v["name"] == "routes")
+    assert [src["configMap"]["name"] for src in routes["projected"]["sources"]] == ["bert-routes", "bert-routes-1"]
     running = get_status(kube, "LoadTest", namespace, "lt")
     assert running["phase"] == "Running" and condition(running, "Complete")["status"] == "False"
 
@@ -134,6 +138,7 @@ def test_loadtest_runs_workers_merges_results_and_judges_the_slo(
         assert cm is not None and cm["metadata"]["ownerReferences"][0]["name"] == "lt"
         per_worker.append(json.loads(cm["data"]["outcome.json"]))
     assert results["requests"] > 0
+    assert {m["model"] for m in results["perModel"]} == set(MODELS)  # models of both shards were reached
     assert results["requests"] == sum(w["tally"]["requests"] for w in per_worker)
     assert results["errors"] == 0
     assert results["latencyMs"]["p99"] >= results["latencyMs"]["p50"] > 0

@@ -16,6 +16,7 @@ import pytest
 import yaml
 
 from modelpack_operator import labels as L
+from modelpack_operator.builders.routes import read_routes, route_table_names
 from modelpack_operator.kube import Kube
 from tests.cluster.controlplane import ControlPlane
 from tests.cluster.process import free_port
@@ -248,3 +249,28 @@ def test_invalid_specs_are_refused_by_the_crd_schema(
     result = _apply(crds, namespace, pack_doc(namespace=namespace, **spec))
     assert result.returncode != 0
     assert named in result.stderr
+
+
+def test_a_large_route_table_is_split_and_stale_shards_are_deleted_when_it_shrinks(
+    crds: ControlPlane, kube: Kube, namespace: str, start_operator: Callable[..., OperatorProcess]
+) -> None:
+    op = start_operator({"MODELPACK_RECONCILE_ROUTE_TABLE_SHARD_BYTES": "600"})
+    big = pack_doc(namespace=namespace, models={"count": 40}, modelsPerServer=4)  # ~370 bytes of routes per server
+    assert _apply(crds, namespace, big).returncode == 0
+    status = wait_until(lambda: _ready(kube, namespace, "bert"), "pack Ready", op=op)
+    shards = kube.list("v1", "ConfigMap", namespace, L.routes_selector("bert"))
+    assert status["routeTableShards"] == len(shards) >= 3
+    assert {cm["metadata"]["name"] for cm in shards} == set(route_table_names("bert", len(shards)))
+    table = read_routes(shards)
+    assert len(table) == 40 and table["model-00039"] == f"http://bert-s0009.{namespace}.svc.cluster.local:8080"
+
+    small = pack_doc(namespace=namespace, models={"count": 3}, modelsPerServer=4)
+    assert _apply(crds, namespace, small).returncode == 0
+    wait_until(
+        lambda: (s := _ready(kube, namespace, "bert")) and s["observedGeneration"] == 2 and s["routeTableShards"] == 1,
+        "pack Ready at generation 2 in one shard",
+        op=op,
+    )
+    shards = kube.list("v1", "ConfigMap", namespace, L.routes_selector("bert"))
+    assert [cm["metadata"]["name"] for cm in shards] == ["bert-routes"]
+    assert sorted(read_routes(shards)) == [f"model-{i:05d}" for i in range(3)]

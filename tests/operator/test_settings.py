@@ -12,6 +12,7 @@ def test_empty_environment_gives_the_documented_defaults() -> None:
     assert settings.worker.service_account == "modelpack-loadtest-worker"
     assert settings.server.neuron_image_suffix == "-neuron"
     assert settings.reconcile.routes_in_status_max == 64
+    assert settings.reconcile.route_table_shard_bytes == 1_000_000
 
 
 def test_each_group_reads_its_own_variables() -> None:
@@ -40,6 +41,7 @@ def test_each_group_reads_its_own_variables() -> None:
         ("MODELPACK_WORKER_NODE_SELECTOR", "{not json", "MODELPACK_WORKER_NODE_SELECTOR"),
         ("MODELPACK_SERVER_CACHE_SIZE", "lots", "invalid quantity 'lots'"),
         ("MODELPACK_RECONCILE_RESYNC_SECONDS", "soon", "MODELPACK_RECONCILE_RESYNC_SECONDS='soon'"),
+        ("MODELPACK_RECONCILE_ROUTE_TABLE_SHARD_BYTES", "100", "SHARD_BYTES=100: must be at least 256"),
     ],
 )
 def test_bad_values_are_refused_naming_the_variable(name: str, value: str, message: str) -> None:

@@ -81,7 +81,9 @@ def reconcile_pack(kube: Kube, body: dict[str, Any], settings: OperatorSettings)
         replicas = pack.spec.replicas
         live_shards = kube.list("v1", "ConfigMap", namespace, L.routes_selector(name))
         placement = _place(pack, live_shards)
-        desired_routes = route_tables(pack, placement, settings.server)
+        desired_routes = route_tables(
+            pack, placement, settings.server, limit=settings.reconcile.route_table_shard_bytes
+        )
         shards = len(desired_routes)
     except (ValueError, RouteTableTooLarge) as err:
         problem = ("InvalidSpec", str(err))
