@@ -1,7 +1,7 @@
 """The Indexed Job that runs a LoadTest's workers: ``workers`` pods, each sending its share of the load.
 
 Every pod gets the spec as JSON, the common start time, and the pack's route table mounted from its
-ConfigMap; ``JOB_COMPLETION_INDEX`` tells a worker which share is its own. The Job is owned by the
+ConfigMaps (one file per shard); ``JOB_COMPLETION_INDEX`` tells a worker which share is its own. The Job is owned by the
 LoadTest, so deleting the LoadTest stops the workers.
 """
 
