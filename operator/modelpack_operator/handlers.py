@@ -5,7 +5,8 @@ annotations and add finalizers, and a finalizer would block deleting a pack when
 down. Triggers:
 
 - ModelPack events -> reconcile the pack, then the LoadTests waiting for it;
-- events on the pack's Deployments (deleted or edited by hand, or availability changing) -> the pack;
+- events on the pack's Deployments (deleted or edited by hand, or availability changing) -> the pack,
+  except the garbage collection of a deleted pack's servers (one GET per server for nothing);
 - LoadTest events, its Job's events and its workers' result ConfigMaps -> the LoadTest;
 - a resync loop every ``MODELPACK_RECONCILE_RESYNC_SECONDS`` -> everything (drift, retries after errors).
 """
@@ -77,18 +78,27 @@ def _gone(event: kopf.RawEvent) -> bool:
 
 
 @kopf.on.event(GROUP, VERSION, "modelpacks")
-def modelpack_event(event: kopf.RawEvent, namespace: str | None, name: str, **_: Any) -> None:
-    if _gone(event) or namespace is None:
+def modelpack_event(event: kopf.RawEvent, namespace: str | None, name: str, uid: str | None, **_: Any) -> None:
+    if namespace is None:
         return
     runtime = _rt()
+    if _gone(event):
+        if uid:
+            runtime.pack_deleted(uid)
+        return
     runtime.pack(namespace, name)
     runtime.loadtests_of_pack(namespace, name)
 
 
+def _pack_owner(meta: kopf.Meta) -> str | None:
+    owners = meta.get("ownerReferences") or []
+    return next((o.get("uid") for o in owners if o.get("kind") == "ModelPack"), None)
+
+
 @kopf.on.event("apps", "v1", "deployments", labels={L.MANAGED_BY: L.MANAGED_BY_VALUE, L.PACK: kopf.PRESENT})
-def server_event(labels: kopf.Labels, namespace: str | None, **_: Any) -> None:
+def server_event(labels: kopf.Labels, meta: kopf.Meta, namespace: str | None, **_: Any) -> None:
     if namespace is not None:
-        _rt().pack(namespace, labels[L.PACK])
+        _rt().server_changed(namespace, labels[L.PACK], _pack_owner(meta))
 
 
 @kopf.on.event(GROUP, VERSION, "loadtests")

@@ -9,6 +9,7 @@ left to the next trigger or resync: no retry loop can spin, and a broken object 
 from __future__ import annotations
 
 import logging
+from collections import OrderedDict
 from collections.abc import Sequence
 
 from modelpack_operator import metrics
@@ -20,6 +21,8 @@ from modelpack_operator.settings import OperatorSettings
 
 log = logging.getLogger(__name__)
 API_VERSION = "modelpack.dev/v1alpha1"
+DELETED_PACKS_REMEMBERED = 4096
+"""UIDs of deleted packs kept to ignore their servers' garbage collection (bounded: oldest forgotten first)."""
 
 
 class Runtime:
@@ -29,9 +32,25 @@ class Runtime:
         self.namespaces = list(namespaces)
         """Watched namespaces; empty means cluster-wide."""
         self._runs = Coalescer()
+        self._deleted_packs: OrderedDict[str, None] = OrderedDict()
 
     def pack(self, namespace: str, name: str) -> None:
         self._runs.run(("ModelPack", namespace, name), lambda: self._pack(namespace, name))
+
+    def pack_deleted(self, uid: str) -> None:
+        """Remember a deleted pack, so the deletion events of the servers it owned trigger nothing."""
+        self._deleted_packs[uid] = None
+        while len(self._deleted_packs) > DELETED_PACKS_REMEMBERED:
+            self._deleted_packs.popitem(last=False)
+
+    def server_changed(self, namespace: str, pack: str, owner_uid: str | None) -> None:
+        """A server Deployment changed: its pack re-checks it, unless that pack is gone and this is its GC.
+
+        Without the check, deleting a pack of 1,875 servers cost one GET of the (gone) pack per server.
+        """
+        if owner_uid is not None and owner_uid in self._deleted_packs:
+            return
+        self.pack(namespace, pack)
 
     def loadtest(self, namespace: str, name: str) -> None:
         self._runs.run(("LoadTest", namespace, name), lambda: self._loadtest(namespace, name))
