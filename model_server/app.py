@@ -7,6 +7,7 @@ app can be built anywhere (tests, uvicorn factory) without touching disk or torc
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
@@ -45,6 +46,12 @@ class ApiError(Exception):
         self.status = status
         self.message = message
         self.headers = headers
+
+
+def _load_failed(model_name: str, err: ModelFailedError) -> ApiError:
+    """503 naming the model and why; Retry-After tells clients when the server will try loading it again."""
+    headers = None if err.retry_after_s is None else {"Retry-After": str(max(1, math.ceil(err.retry_after_s)))}
+    return ApiError(503, f"model '{model_name}' failed to load: {err}", headers)
 
 
 def _json(doc: Any, status: int = 200) -> Response:
@@ -172,7 +179,7 @@ def create_app(settings: Settings) -> FastAPI:
         except UnknownModelError:
             raise ApiError(404, f"model '{model_name}' is not registered") from None
         except ModelFailedError as err:
-            raise ApiError(503, f"model '{model_name}' failed to load: {err}") from None
+            raise _load_failed(model_name, err) from None
         except LoadQueueFullError as err:
             raise ApiError(503, str(err), {"Retry-After": RETRY_AFTER_S}) from None
         return _json({"name": model_name, "state": ModelState.READY.value})
@@ -211,7 +218,7 @@ def create_app(settings: Settings) -> FastAPI:
         try:
             config = await registry.config(model_name)
         except ModelFailedError as err:
-            raise ApiError(503, f"model '{model_name}' failed to load: {err}") from None
+            raise _load_failed(model_name, err) from None
         return _json(model_metadata(model_name, config))
 
     async def infer(request: Request) -> Response:
@@ -252,7 +259,7 @@ def create_app(settings: Settings) -> FastAPI:
         except BadRequestError as err:
             raise ApiError(400, str(err)) from None
         except ModelFailedError as err:
-            raise ApiError(503, f"model '{model_name}' failed to load: {err}") from None
+            raise _load_failed(model_name, err) from None
         except (QueueFullError, LoadQueueFullError) as err:
             raise ApiError(503, f"model '{model_name}': {err}", {"Retry-After": RETRY_AFTER_S}) from None
         except BatcherClosedError:

@@ -46,7 +46,11 @@ class UnknownModelError(KeyError):
 
 
 class ModelFailedError(RuntimeError):
-    """The model could not be loaded; the message says why."""
+    """The model could not be loaded; the message says why, ``retry_after_s`` when the next attempt is allowed."""
+
+    def __init__(self, message: str, retry_after_s: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
 
 
 class LoadQueueFullError(RuntimeError):
@@ -262,7 +266,7 @@ class Registry:
 
     def _failed(self, entry: Entry) -> ModelFailedError:
         wait = max(0.0, entry.retry_at - self._clock())
-        return ModelFailedError(f"{entry.reason} (retrying after {wait:.1f} s)")
+        return ModelFailedError(f"{entry.reason} (retrying after {wait:.1f} s)", retry_after_s=wait)
 
     def _evict_until(self, target: int) -> None:
         """Synchronous (no await), so no request can pin a model between the check and the eviction."""

@@ -205,6 +205,7 @@ def test_failed_model_is_retried_after_back_off(store_copy: Path, start_server: 
     assert re.fullmatch(
         r"model 'late' failed to load: no folder 'late' in .* \(retrying after 0\.\d s\)", resp.json()["error"]
     )
+    assert resp.headers["Retry-After"] == "1"  # whole seconds, rounded up
     index = {row["name"]: row for row in server.client.get("/v2/repository/index").json()}
     assert index["late"]["state"] == "FAILED" and index["late"]["reason"].startswith("no folder 'late'")
     shutil.copytree(store_copy / "m-b", store_copy / "late")
