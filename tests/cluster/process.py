@@ -1,22 +1,23 @@
 """One control-plane component as a child process in its own process group, logging to a file.
 
 Own process groups let ``stop()`` take down anything a component forks, and keep a Ctrl-C aimed at
-the test runner from killing components before the harness has a chance to tear down in order.
+the test runner from killing components before the harness has a chance to tear down in order; and
+``die_with_parent`` makes them die with the harness even if it is SIGKILLed.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 import signal
 import socket
 import subprocess
-import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
+
+from tests.processes import die_with_parent
 
 
 def free_port() -> int:
@@ -24,19 +25,6 @@ def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
-
-
-def _die_with_parent() -> list[str]:
-    """A ``setpriv --pdeathsig`` prefix so components die with the harness even if it is SIGKILLed.
-
-    Without it, a test run stopped by ``timeout`` (SIGTERM skips atexit) would leave an apiserver,
-    etcd and controllers spinning on a shared machine. Linux delivers the signal when the *thread*
-    that spawned the child exits, so it is only used from the main thread.
-    """
-    if threading.current_thread() is not threading.main_thread():
-        return []
-    setpriv = shutil.which("setpriv")
-    return [setpriv, "--pdeathsig", "KILL"] if setpriv else []
 
 
 @dataclass
@@ -53,7 +41,7 @@ class Component:
         self._log.write(("$ " + " ".join(self.argv) + "\n").encode())
         self._log.flush()
         self.popen = subprocess.Popen(
-            _die_with_parent() + self.argv,
+            die_with_parent(self.argv),
             cwd=self.cwd,
             stdin=subprocess.DEVNULL,
             stdout=self._log,

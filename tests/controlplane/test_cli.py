@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.cluster.binaries import ensure_binaries
+from tests.processes import die_with_parent
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -53,8 +54,9 @@ def test_build_prints_cached_binary_paths() -> None:
 @pytest.mark.cluster
 def test_up_serves_a_plane_until_interrupted(tmp_path: Path) -> None:
     workdir = tmp_path / "plane"
+    up = [sys.executable, "-m", "tests.cluster", "up", "--pools", "graviton=1,inferentia=1", "--workdir", str(workdir)]
     proc = subprocess.Popen(
-        [sys.executable, "-m", "tests.cluster", "up", "--pools", "graviton=1,inferentia=1", "--workdir", str(workdir)],
+        die_with_parent(up),
         cwd=ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from modelpack.api.loadtest import LoadTestSpec
+from tests.processes import die_with_parent
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -34,7 +35,7 @@ def v2_server() -> Iterator[Callable[..., Server]]:
 
     def start(*args: str) -> Server:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "tests.loadgen.v2_server", *args],
+            die_with_parent([sys.executable, "-m", "tests.loadgen.v2_server", *args]),
             cwd=ROOT,
             stdout=subprocess.PIPE,
             text=True,

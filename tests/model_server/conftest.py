@@ -16,6 +16,7 @@ import httpx
 import pytest
 
 from model_server.fleet import build_fleet
+from tests.processes import die_with_parent
 
 TINY = {"layers": 1, "hidden": 32, "heads": 2, "seq_len": 16, "vocab_size": 600}
 GOOD = ["m-a", "m-b", "m-c"]
@@ -53,7 +54,7 @@ class ServerProcess:
         self.url = f"http://127.0.0.1:{self.port}"
         cmd = [sys.executable, "-m", "model_server", "--port", str(self.port), "--threads", "1", *args]
         self.proc = subprocess.Popen(
-            cmd,
+            die_with_parent(cmd),
             env={**os.environ, **(env or {})},
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,

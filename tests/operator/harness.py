@@ -14,6 +14,7 @@ from typing import Any
 
 from modelpack_operator.kube import Kube
 from tests.cluster.controlplane import ControlPlane
+from tests.processes import die_with_parent
 
 ROOT = Path(__file__).resolve().parents[2]
 MODELPACK = str(Path(sys.executable).with_name("modelpack"))
@@ -25,7 +26,7 @@ FAST_SETTINGS = {
 
 
 class OperatorProcess:
-    """``modelpack operator --namespace NS`` in its own process group, logging to a file."""
+    """``modelpack operator --namespace NS`` in its own process group, logging to a file, dying with the runner."""
 
     def __init__(
         self,
@@ -48,18 +49,11 @@ class OperatorProcess:
 
     def start(self) -> OperatorProcess:
         env = {**os.environ, "KUBECONFIG": str(self.kubeconfig), **self.env}
+        argv = [MODELPACK, "operator", "--namespace", self.namespace, "--liveness", self.liveness]
+        argv += ["--metrics-port", str(self.metrics_port)]
         log = self.log_path.open("ab")
         self.popen = subprocess.Popen(
-            [
-                MODELPACK,
-                "operator",
-                "--namespace",
-                self.namespace,
-                "--liveness",
-                self.liveness,
-                "--metrics-port",
-                str(self.metrics_port),
-            ],
+            die_with_parent(argv),
             cwd=ROOT,
             env=env,
             stdin=subprocess.DEVNULL,

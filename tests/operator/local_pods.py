@@ -22,6 +22,7 @@ from typing import Any
 from modelpack_operator.kube import Kube
 from tests.cluster.process import free_port
 from tests.operator.harness import MODELPACK, ROOT
+from tests.processes import die_with_parent
 
 
 class LocalProcess:
@@ -29,7 +30,7 @@ class LocalProcess:
         self.log_path = log_path
         with log_path.open("ab") as log:
             self.popen = subprocess.Popen(
-                argv,
+                die_with_parent(argv),
                 cwd=ROOT,
                 env={**os.environ, **env},
                 stdin=subprocess.DEVNULL,
