@@ -25,6 +25,10 @@ class Store(Protocol):
         """Every model folder in the store, sorted."""
         ...
 
+    def check(self) -> None:
+        """Raise :class:`StoreError` when the store cannot be read at all: what a server checks once at start."""
+        ...
+
     def problem(self, name: str) -> str | None:
         """A cheap check at registration (no download): why the model cannot load, or None."""
         ...
@@ -43,6 +47,12 @@ class LocalStore:
 
     def list_models(self) -> list[str]:
         return sorted(p.name for p in self.root.iterdir() if p.is_dir() and not p.name.startswith("."))
+
+    def check(self) -> None:
+        try:
+            next(self.root.iterdir(), None)
+        except OSError as err:
+            raise StoreError(f"cannot read store {self.root}: {err}") from None
 
     def problem(self, name: str) -> str | None:
         folder = self.root / name
@@ -88,6 +98,19 @@ class S3Store:
             for entry in page.get("CommonPrefixes", []):
                 names.append(entry["Prefix"][len(base) :].rstrip("/"))
         return sorted(names)
+
+    def check(self) -> None:
+        """One small list call: wrong bucket, missing credentials, no network and an empty prefix all show here."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            page = self.client.list_objects_v2(
+                Bucket=self.bucket, Prefix=self._key() + "/" if self.prefix else "", MaxKeys=1
+            )
+        except (BotoCoreError, ClientError) as err:
+            raise StoreError(f"cannot read {self.uri}: {err}") from None
+        if not page.get("Contents"):
+            raise StoreError(f"{self.uri} holds no objects: nothing to serve (is the prefix right?)")
 
     def problem(self, name: str) -> str | None:
         return None if name and "/" not in name else f"bad model name {name!r}"

@@ -8,6 +8,10 @@ from __future__ import annotations
 
 from modelpack.api.modelpack import ServerSpec
 
+STORE_UNAVAILABLE_EXIT = 4
+"""Exit status of `modelpack serve` when its store cannot be read at start. The operator reads it from a
+crashing server pod to report the pack as Degraded with reason StoreUnavailable."""
+
 
 def tuning_flags(spec: ServerSpec) -> list[str]:
     """Memory budget, dynamic batching and preloading, as `modelpack serve` flags."""

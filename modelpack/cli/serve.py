@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 
 from modelpack.api.base import parse_quantity
 from modelpack.cli.errors import CliError
+from modelpack.serving import STORE_UNAVAILABLE_EXIT
 
 T = TypeVar("T")
 
@@ -239,6 +240,12 @@ def _log_level(text: str) -> str:
 def run(args: argparse.Namespace) -> int:
     settings = settings_from_args(args)
     from model_server.server import serve
+    from model_server.store import StoreError, open_store
 
+    try:
+        open_store(settings.store, settings.cache_dir).check()
+    except StoreError as err:
+        # The last log line: what Kubernetes keeps as the pod's termination message (FallbackToLogsOnError).
+        raise CliError(f"store unavailable: {err}", exit_code=STORE_UNAVAILABLE_EXIT) from None
     serve(settings)
     return 0

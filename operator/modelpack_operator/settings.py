@@ -86,6 +86,8 @@ class ReconcileSettings:
     """Writes in flight at once while reconciling one object (a new 200-server pack is 400 writes)."""
     pricing_configmap: str = ""
     """``namespace/name`` of the ConfigMap holding the price table (key prices.yaml); empty: the built-in table."""
+    pod_check_after_seconds: float = 60.0
+    """A server unavailable this long has its pods read, so the pack says why (crash, image pull, store)."""
     route_table_shard_bytes: int = 1_000_000
     """Bytes of routes per route-table ConfigMap before the table is split (lower it where etcd's request limit is)."""
 

@@ -3,18 +3,24 @@ download into the cache, reuse of cached files, and a server process serving str
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
+from botocore.config import Config
 from moto.server import ThreadedMotoServer
 
 from model_server.store import S3Store, StoreError, open_store
+from modelpack.serving import STORE_UNAVAILABLE_EXIT
 from tests.model_server.conftest import StartServer, free_port
 from tests.model_server.helpers import tensor_body
 
+MODELPACK = str(Path(sys.executable).with_name("modelpack"))
 CREDENTIALS = {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test", "AWS_DEFAULT_REGION": "us-east-1"}
 
 
@@ -76,3 +82,33 @@ def test_server_serves_from_a_bucket(s3_endpoint: str, bucket: str, tmp_path: Pa
     assert (tmp_path / "cache" / "models" / "fleet" / "v1" / "m-b" / "model.pt").is_file()
     bad = server.client.post("/v2/models/corrupt/infer", json=tensor_body())
     assert bad.status_code == 503 and "TorchScript" in bad.json()["error"]
+
+
+def test_check_names_a_missing_bucket_an_empty_prefix_and_an_unreachable_endpoint(
+    s3_endpoint: str, bucket: str, tmp_path: Path
+) -> None:
+    client = s3_client(s3_endpoint)
+    S3Store(bucket, "fleet/v1", tmp_path, client=client).check()  # readable and not empty: no error
+    with pytest.raises(StoreError, match=r"cannot read s3://no-such-bucket/fleet: .*NoSuchBucket"):
+        S3Store("no-such-bucket", "fleet", tmp_path, client=client).check()
+    with pytest.raises(StoreError, match=r"s3://models/typo holds no objects: nothing to serve"):
+        S3Store(bucket, "typo", tmp_path, client=client).check()
+    closed = boto3.client(
+        "s3",
+        endpoint_url=f"http://127.0.0.1:{free_port()}",
+        aws_access_key_id="test",
+        aws_secret_access_key="test",
+        region_name="us-east-1",
+        config=Config(retries={"max_attempts": 1}, connect_timeout=2),
+    )
+    with pytest.raises(StoreError, match=r"cannot read s3://models/fleet/v1: Could not connect"):
+        S3Store(bucket, "fleet/v1", tmp_path, client=closed).check()
+
+
+def test_server_exits_with_the_store_status_naming_the_store(s3_endpoint: str, bucket: str, tmp_path: Path) -> None:
+    env = {**os.environ, **CREDENTIALS, "AWS_ENDPOINT_URL": s3_endpoint, "HOME": str(tmp_path)}
+    cmd = [MODELPACK, "serve", "--store", "s3://no-such-bucket/fleet", "--models", "m-a", "--port", "0"]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == STORE_UNAVAILABLE_EXIT, proc.stderr
+    last = proc.stderr.strip().splitlines()[-1]  # what Kubernetes keeps as the pod's termination message
+    assert last.startswith("modelpack serve: error: store unavailable: cannot read s3://no-such-bucket/fleet:")

@@ -133,10 +133,13 @@ def run_job_pod(
         volume = volumes[mount["name"]]
         local = pod_dir / mount["mountPath"].lstrip("/")
         local.mkdir(parents=True, exist_ok=True)
-        if "configMap" in volume:
-            configmap = kube.get("v1", "ConfigMap", namespace, volume["configMap"]["name"])
-            assert configmap is not None, f"volume {mount['name']}: ConfigMap {volume['configMap']['name']} missing"
-            for item in volume["configMap"].get("items") or [{"key": k, "path": k} for k in configmap["data"]]:
+        sources = [volume] if "configMap" in volume else (volume.get("projected") or {}).get("sources") or []
+        for source in sources:
+            if "configMap" not in source:
+                continue
+            configmap = kube.get("v1", "ConfigMap", namespace, source["configMap"]["name"])
+            assert configmap is not None, f"volume {mount['name']}: ConfigMap {source['configMap']['name']} missing"
+            for item in source["configMap"].get("items") or [{"key": k, "path": k} for k in configmap["data"]]:
                 text = configmap["data"][item["key"]]
                 if item["key"] == "routes.json":
                     table = json.loads(text)
@@ -144,7 +147,7 @@ def run_job_pod(
                 (local / item["path"]).write_text(text)
         # env paths under a mount point now live under the pod's directory
         for key, value in declared.items():
-            if value.startswith(mount["mountPath"] + "/"):
+            if value == mount["mountPath"] or value.startswith(mount["mountPath"] + "/"):
                 env[key] = str(local / value[len(mount["mountPath"]) + 1 :])
     env["KUBECONFIG"] = str(kubeconfig)  # the worker ServiceAccount's token, as the pod would mount it
     env["HOME"] = str(pod_dir)

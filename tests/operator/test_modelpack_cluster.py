@@ -6,22 +6,27 @@ finds a node for its pods: the arch selectors, taints and resources are exercise
 
 from __future__ import annotations
 
+import json
+import os
 import re
+import subprocess
 import time
 import urllib.request
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
+from modelpack.serving import STORE_UNAVAILABLE_EXIT
 from modelpack_operator import labels as L
 from modelpack_operator.builders.routes import read_routes, route_table_names
 from modelpack_operator.kube import Kube
 from tests.cluster.controlplane import ControlPlane
 from tests.cluster.process import free_port
 from tests.operator.factories import pack_doc
-from tests.operator.harness import OperatorProcess, condition, events_for, get_status, wait_until
+from tests.operator.harness import MODELPACK, OperatorProcess, condition, events_for, get_status, wait_until
 
 pytestmark = pytest.mark.cluster
 API = "modelpack.dev/v1alpha1"
@@ -274,3 +279,88 @@ def test_a_large_route_table_is_split_and_stale_shards_are_deleted_when_it_shrin
     shards = kube.list("v1", "ConfigMap", namespace, L.routes_selector("bert"))
     assert [cm["metadata"]["name"] for cm in shards] == ["bert-routes"]
     assert sorted(read_routes(shards)) == [f"model-{i:05d}" for i in range(3)]
+
+
+def _run_server_once(
+    deployment: dict[str, Any], env: dict[str, str], workdir: Path
+) -> subprocess.CompletedProcess[str]:
+    """Run the Deployment's server container command to its end, as a kubelet would start it."""
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    assert container["command"] == ["modelpack", "serve"]
+    declared = {e["name"]: e["value"] for e in container.get("env") or [] if "value" in e}
+    local = {"PATH": os.environ["PATH"], "HOME": str(workdir), "MODELPACK_CACHE_DIR": str(workdir / "cache")}
+    return subprocess.run(
+        [MODELPACK, "serve", *container["args"]],
+        env={**declared, **local, **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_a_server_that_cannot_read_its_store_degrades_the_pack_in_the_servers_own_words(
+    crds: ControlPlane, kube: Kube, namespace: str, start_operator: Callable[..., OperatorProcess], tmp_path: Path
+) -> None:
+    op = start_operator({"MODELPACK_RECONCILE_POD_CHECK_AFTER_SECONDS": "0"})
+    doc = pack_doc(namespace=namespace, store={"uri": "s3://no-such-bucket/fleet", "region": "us-east-1"})
+    assert _apply(crds, namespace, doc).returncode == 0
+    wait_until(lambda: _ready(kube, namespace, "bert"), "pack Ready (kwok starts pods without running them)", op=op)
+    deployment = _servers(kube, namespace, "bert")["bert-s0001"]
+    assert (
+        deployment["spec"]["template"]["spec"]["containers"][0]["terminationMessagePolicy"] == "FallbackToLogsOnError"
+    )
+
+    # The real server command against an S3 endpoint nobody listens on: it exits with the store status.
+    unreachable = {
+        "AWS_ENDPOINT_URL": f"http://127.0.0.1:{free_port()}",
+        "AWS_ACCESS_KEY_ID": "test",
+        "AWS_SECRET_ACCESS_KEY": "test",
+        "AWS_MAX_ATTEMPTS": "1",
+    }
+    crashed = _run_server_once(deployment, unreachable, tmp_path)
+    assert crashed.returncode == STORE_UNAVAILABLE_EXIT, crashed.stderr
+
+    # What the kubelet then reports for the pod: not ready, crash-looping, the log tail as termination message.
+    [pod] = kube.list("v1", "Pod", namespace, f"{L.PACK}=bert,{L.SERVER}=1")
+    container = {
+        "name": pod["spec"]["containers"][0]["name"],
+        "image": pod["spec"]["containers"][0]["image"],
+        "imageID": "",
+        "ready": False,
+        "restartCount": 3,
+        "state": {"waiting": {"reason": "CrashLoopBackOff", "message": "back-off 40s restarting failed container"}},
+        "lastState": {
+            "terminated": {"exitCode": crashed.returncode, "reason": "Error", "message": crashed.stderr[-2048:]}
+        },
+    }
+    not_ready = [{"type": t, "status": "False"} for t in ("Ready", "ContainersReady")]
+    patch = {"status": {"conditions": not_ready, "containerStatuses": [container]}}
+    crds.kubectl(
+        "patch",
+        "pod",
+        pod["metadata"]["name"],
+        "-n",
+        namespace,
+        "--subresource=status",
+        "--type=strategic",
+        "-p",
+        json.dumps(patch),
+    )
+
+    def degraded() -> dict[str, Any] | None:
+        status = get_status(kube, "ModelPack", namespace, "bert")
+        return status if status.get("phase") == "Degraded" else None
+
+    status = wait_until(degraded, "pack Degraded", timeout=90, op=op)
+    reason = condition(status, "Degraded")
+    assert reason["reason"] == "StoreUnavailable", reason
+    assert reason["message"].startswith(f"pod {pod['metadata']['name']}: CrashLoopBackOff, exit 4: ")
+    assert "store unavailable: cannot read s3://no-such-bucket/fleet: Could not connect" in reason["message"]
+    assert status["readyServers"] == 2 and status["readyModels"] == 3
+    wait_until(
+        lambda: (
+            "StoreUnavailable" in {e["reason"] for e in events_for(kube, namespace, "bert") if e["type"] == "Warning"}
+        ),
+        "a StoreUnavailable Warning event",
+        op=op,
+    )

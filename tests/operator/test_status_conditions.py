@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from modelpack.placement import place
+from modelpack.serving import STORE_UNAVAILABLE_EXIT
 from modelpack_operator.reconcile.pack_status import (
     PackObservation,
+    PodFailure,
     ServerHealth,
     compute_status,
     deployment_health,
+    pod_failures,
+    stuck_servers,
 )
 from modelpack_operator.status import Cond, merge_conditions
 
@@ -110,3 +115,70 @@ def test_store_problem_and_invalid_spec() -> None:
     )
     assert failed["phase"] == "Failed"
     assert _cond(failed, "Ready")["reason"] == "InvalidSpec"
+
+
+def _server(index: int, available: str | None, since: str = T0) -> dict[str, Any]:
+    conditions = [] if available is None else [{"type": "Available", "status": available, "lastTransitionTime": since}]
+    labels = {"modelpack.dev/server": str(index)}
+    return {"metadata": {"name": f"p-s{index:04d}", "labels": labels}, "status": {"conditions": conditions}}
+
+
+def test_only_servers_unavailable_for_long_have_their_pods_read_and_only_a_few() -> None:
+    now = datetime(2026, 1, 1, 0, 2, tzinfo=UTC)  # two minutes after T0
+    deployments = [
+        _server(0, "True"),
+        _server(1, "False"),
+        _server(2, "False", "2026-01-01T00:01:30Z"),
+        _server(3, None),
+    ]
+    assert stuck_servers(deployments, now, after_seconds=60) == [1]
+    assert stuck_servers(deployments, now, after_seconds=0) == [1, 2]
+    many = [_server(i, "False") for i in range(50)]
+    assert stuck_servers(many, now, after_seconds=60, limit=10) == list(range(10))
+
+
+def _pod(index: int, **container: Any) -> dict[str, Any]:
+    return {
+        "metadata": {"name": f"p-s{index:04d}-abc", "labels": {"modelpack.dev/server": str(index)}},
+        "status": {"containerStatuses": [{"name": "server", "ready": False, **container}]},
+    }
+
+
+def test_pod_failures_say_why_servers_do_not_start() -> None:
+    store_log = "INFO starting\nmodelpack serve: error: store unavailable: cannot read s3://b/p: AccessDenied\n"
+    pods = [
+        _pod(
+            0,
+            state={"waiting": {"reason": "CrashLoopBackOff", "message": "back-off 40s restarting failed container"}},
+            lastState={"terminated": {"exitCode": STORE_UNAVAILABLE_EXIT, "message": store_log}},
+        ),
+        _pod(1, state={"waiting": {"reason": "ImagePullBackOff", "message": 'Back-off pulling image "srv:typo"'}}),
+        _pod(2, state={"terminated": {"exitCode": 137, "reason": "OOMKilled"}}),
+        _pod(3, state={"waiting": {"reason": "ContainerCreating"}}),  # still starting: no verdict
+        _pod(4, ready=True, state={"running": {}}, lastState={"terminated": {"exitCode": 1, "message": "old"}}),
+    ]
+    failures = pod_failures(pods)
+    assert failures[0] == PodFailure(
+        "pod p-s0000-abc: CrashLoopBackOff, exit 4: modelpack serve: error: store unavailable: "
+        "cannot read s3://b/p: AccessDenied",
+        True,
+    )
+    assert failures[1] == PodFailure('pod p-s0001-abc: ImagePullBackOff: Back-off pulling image "srv:typo"', False)
+    assert failures[2] == PodFailure("pod p-s0002-abc: Error, exit 137: OOMKilled", False)
+    assert set(failures) == {0, 1, 2}
+
+
+def test_a_server_exiting_for_its_store_makes_the_pack_store_unavailable() -> None:
+    placement = place(["a", "b", "c", "d"], 2)
+    health = {
+        0: ServerHealth(False, False, "pod p-s0000-x: CrashLoopBackOff, exit 4: store unavailable", True),
+        1: ServerHealth(False, False, "pod p-s0001-y: ImagePullBackOff: no such image", False),
+    }
+    status = compute_status(PackObservation(1, placement, health, 1, "p-routes", None, {}), now=T0)
+    degraded = next(c for c in status["conditions"] if c["type"] == "Degraded")
+    assert status["phase"] == "Degraded"
+    assert degraded["reason"] == "StoreUnavailable" and "exit 4: store unavailable" in degraded["message"]
+    health[0] = ServerHealth(False, False, None)
+    status = compute_status(PackObservation(1, placement, health, 1, "p-routes", None, {}), now=T0)
+    degraded = next(c for c in status["conditions"] if c["type"] == "Degraded")
+    assert degraded["reason"] == "ServerFailing" and "ImagePullBackOff: no such image" in degraded["message"]

@@ -104,6 +104,9 @@ def _container(pack: ModelPack, server: Server, settings: ServerSettings) -> dic
         "startupProbe": _probe("/v2/health/live", 5, max(1, settings.startup_seconds // 5)),
         "livenessProbe": _probe("/v2/health/live", 10, 3),
         "readinessProbe": _probe("/v2/health/ready", 5, 2),
+        # A crashing server's last log line (e.g. "store unavailable: ...") becomes the pod's termination
+        # message, which the operator reads to say why the pack is Degraded.
+        "terminationMessagePolicy": "FallbackToLogsOnError",
         "securityContext": {
             "allowPrivilegeEscalation": False,
             "readOnlyRootFilesystem": True,

@@ -9,6 +9,8 @@ nothing. API calls per run: 3 reads (+1 for pvc:// stores), plus one write per c
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
+from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import ValidationError
@@ -29,7 +31,14 @@ from modelpack_operator.builders.server import server_deployment, server_service
 from modelpack_operator.builders.store import parse_pvc
 from modelpack_operator.kube import Kube
 from modelpack_operator.reconcile.apply import SyncReport, sync
-from modelpack_operator.reconcile.pack_status import PackObservation, compute_status, deployment_health
+from modelpack_operator.reconcile.pack_status import (
+    PackObservation,
+    ServerHealth,
+    compute_status,
+    deployment_health,
+    pod_failures,
+    stuck_servers,
+)
 from modelpack_operator.settings import OperatorSettings
 
 log = logging.getLogger(__name__)
@@ -63,6 +72,25 @@ def _place(pack: ModelPack, route_shards: list[dict[str, Any]]) -> Placement:
     )
 
 
+def _explain_stuck_servers(
+    kube: Kube,
+    namespace: str,
+    pack: str,
+    deployments: list[dict[str, Any]],
+    health: dict[int, ServerHealth],
+    settings: OperatorSettings,
+) -> None:
+    """Read the pods of servers unavailable for a while (one bounded list call) and record why they fail."""
+    now = datetime.now(UTC)
+    stuck = [i for i in stuck_servers(deployments, now, settings.reconcile.pod_check_after_seconds) if i in health]
+    if not stuck:
+        return
+    selector = f"{L.PACK}={pack},{L.SERVER} in ({','.join(str(i) for i in stuck)})"
+    for index, failure in pod_failures(kube.list("v1", "Pod", namespace, selector)).items():
+        if index in health and not health[index].failure:
+            health[index] = replace(health[index], failure=failure.message, store_unavailable=failure.store_unavailable)
+
+
 def reconcile_pack(kube: Kube, body: dict[str, Any], settings: OperatorSettings) -> dict[str, Any]:
     """Bring one pack's objects to their desired state and write its status; returns the status."""
     meta = body["metadata"]
@@ -72,7 +100,7 @@ def reconcile_pack(kube: Kube, body: dict[str, Any], settings: OperatorSettings)
     problem: tuple[str, str] | None = None
     placement: Placement | None = None
     store_problem: str | None = None
-    health = {}
+    health: dict[int, ServerHealth] = {}
     table: dict[str, str] | None = None
     replicas = 0
     shards = 1
@@ -110,6 +138,7 @@ def reconcile_pack(kube: Kube, body: dict[str, Any], settings: OperatorSettings)
             deployment_name = server.name(name)
             live = None if f"Deployment/{deployment_name}" in changed else by_name.get(deployment_name)
             health[server.index] = deployment_health(live, replicas)
+        _explain_stuck_servers(kube, namespace, name, live_deployments, health, settings)
         all_routes = routes(pack, placement, settings.server)
         table = all_routes if len(all_routes) <= settings.reconcile.routes_in_status_max else None
     observation = PackObservation(

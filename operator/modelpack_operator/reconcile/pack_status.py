@@ -7,12 +7,20 @@ available Deployment means every model placed on it can be served. Cost: one lis
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from modelpack.placement import Placement
+from modelpack.serving import STORE_UNAVAILABLE_EXIT
+from modelpack_operator import labels as L
 from modelpack_operator.status import Cond, merge_conditions
+
+WAITING_FAILURES = frozenset(
+    {"CrashLoopBackOff", "ErrImagePull", "ImagePullBackOff", "InvalidImageName", "CreateContainerConfigError"}
+)
+"""Container waiting reasons that mean the server will not start by itself waiting longer."""
 
 
 @dataclass(frozen=True)
@@ -22,7 +30,9 @@ class ServerHealth:
     ready: bool
     rolling: bool
     failure: str | None
-    """ProgressDeadlineExceeded / ReplicaFailure message, if the Deployment reports one."""
+    """ProgressDeadlineExceeded / ReplicaFailure message, or why its pods crash (see :func:`pod_failures`)."""
+    store_unavailable: bool = False
+    """The server exited because it cannot read the model store."""
 
 
 def deployment_health(deployment: Mapping[str, Any] | None, replicas: int) -> ServerHealth:
@@ -43,6 +53,69 @@ def deployment_health(deployment: Mapping[str, Any] | None, replicas: int) -> Se
             failure = f"{deployment['metadata']['name']}: {cond.get('message') or cond.get('reason')}"
     ready = observed and updated and available and no_old and replicas > 0
     return ServerHealth(ready=ready, rolling=not (observed and updated and no_old), failure=failure)
+
+
+def stuck_servers(
+    deployments: Iterable[Mapping[str, Any]], now: datetime, after_seconds: float, limit: int = 10
+) -> list[int]:
+    """Servers unavailable for longer than ``after_seconds`` (at most ``limit``): the only ones whose pods are read.
+
+    Reading pods costs a list call whose size grows with the pods; bounding it to a few long-unavailable
+    servers keeps a large pack's rollout (thousands of briefly unavailable pods) from paying it.
+    """
+    out: list[int] = []
+    for deployment in deployments:
+        available = next(
+            (c for c in (deployment.get("status") or {}).get("conditions") or [] if c.get("type") == "Available"), None
+        )
+        if available is None or available.get("status") != "False":
+            continue
+        try:
+            since = datetime.fromisoformat(str(available.get("lastTransitionTime")).replace("Z", "+00:00"))
+        except ValueError:
+            continue
+        index = ((deployment.get("metadata") or {}).get("labels") or {}).get(L.SERVER)
+        if (now - since).total_seconds() >= after_seconds and index is not None and index.isdigit():
+            out.append(int(index))
+    return sorted(out)[:limit]
+
+
+@dataclass(frozen=True)
+class PodFailure:
+    message: str
+    store_unavailable: bool
+
+
+def pod_failures(pods: Iterable[Mapping[str, Any]]) -> dict[int, PodFailure]:
+    """Why server pods fail to start, by server index, from what the kubelet reports (no logs are read).
+
+    A crashed server's termination message is the tail of its log (FallbackToLogsOnError), whose last
+    line is the error `modelpack serve` printed; exit status STORE_UNAVAILABLE_EXIT marks a store problem.
+    """
+    out: dict[int, PodFailure] = {}
+    for pod in pods:
+        meta = pod.get("metadata") or {}
+        index = (meta.get("labels") or {}).get(L.SERVER)
+        if index is None or not index.isdigit() or int(index) in out:
+            continue
+        for cs in (pod.get("status") or {}).get("containerStatuses") or []:
+            if cs.get("ready"):
+                continue
+            waiting = (cs.get("state") or {}).get("waiting") or {}
+            terminated = (cs.get("state") or {}).get("terminated") or (cs.get("lastState") or {}).get("terminated")
+            reason = waiting.get("reason")
+            if terminated and terminated.get("exitCode", 0) != 0:
+                lines = [ln for ln in str(terminated.get("message") or "").splitlines() if ln.strip()]
+                why = lines[-1].strip() if lines else terminated.get("reason") or "no message"
+                code = int(terminated["exitCode"])
+                message = f"pod {meta.get('name')}: {reason or 'Error'}, exit {code}: {why}"
+                out[int(index)] = PodFailure(message[:300], code == STORE_UNAVAILABLE_EXIT)
+                break
+            if reason in WAITING_FAILURES:
+                detail = waiting.get("message") or ""
+                out[int(index)] = PodFailure(f"pod {meta.get('name')}: {reason}: {detail}"[:300].rstrip(": "), False)
+                break
+    return out
 
 
 @dataclass(frozen=True)
@@ -85,6 +158,7 @@ def compute_status(obs: PackObservation, now: str | None = None) -> dict[str, An
     ready = [s for s in servers if obs.health.get(s.index, ServerHealth(False, True, None)).ready]
     rolling = [s for s in servers if obs.health.get(s.index, ServerHealth(False, True, None)).rolling]
     failures = [h.failure for h in obs.health.values() if h.failure]
+    store_failures = [h.failure for h in obs.health.values() if h.failure and h.store_unavailable]
     ready_models = sum(len(s.models) for s in ready)
     total_models = sum(len(s.models) for s in servers)
     all_ready = len(ready) == len(servers) and len(servers) > 0
@@ -93,6 +167,8 @@ def compute_status(obs: PackObservation, now: str | None = None) -> dict[str, An
     degraded: tuple[str, str] | None = None
     if obs.store_problem:
         degraded = ("StoreUnavailable", obs.store_problem)
+    elif store_failures:
+        degraded = ("StoreUnavailable", "; ".join(store_failures[:3]))
     elif failures:
         degraded = ("ServerFailing", "; ".join(failures[:3]))
     elif not all_ready and not rolling and obs.replicas > 0 and previous_phase in ("Ready", "Degraded"):
