@@ -3,7 +3,8 @@
 Level-triggered and idempotent: the function reads everything it needs from the API (the pack, the
 route table holding the previous placement, the pack's Deployments and Services), so it can run after
 any event, after a restart, or twice in a row; a second run that finds everything in place writes
-nothing. API calls per run: 3 reads (+1 for pvc:// stores), plus one write per changed object.
+nothing. API calls per run: 3 reads (+1 for pvc:// stores, +1 pod list while servers stay unavailable),
+plus one write per changed object.
 """
 
 from __future__ import annotations

@@ -1,8 +1,9 @@
 """A ModelPack's status, computed from its placement and its servers' Deployments (pure: no API calls).
 
 Model readiness is derived from Deployment availability, not probed per model: a server pod is Ready
-only when ``/v2/health/ready`` answers 200, which the server does once its models are loadable, so an
-available Deployment means every model placed on it can be served. Cost: one list call per pack.
+only when ``/v2/health/ready`` answers 200, which the server does once started, and it starts only after
+checking it can read its store; so an available Deployment means every model placed on it can be served.
+Why a server is not available comes from its Deployment and, for long-unavailable ones, its pods.
 """
 
 from __future__ import annotations
