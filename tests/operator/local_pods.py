@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from modelpack_operator.kube import Kube
+from tests.cluster.controlplane import ControlPlane
 from tests.cluster.process import free_port
 from tests.operator.harness import MODELPACK, ROOT
 from tests.processes import die_with_parent
@@ -152,3 +153,26 @@ def run_job_pod(
     env["KUBECONFIG"] = str(kubeconfig)  # the worker ServiceAccount's token, as the pod would mount it
     env["HOME"] = str(pod_dir)
     return LocalProcess(_argv(container, container.get("args") or []), env, workdir / f"worker-{index}.log")
+
+
+def report_pod_status(cp: ControlPlane, pod: Mapping[str, Any], status: Mapping[str, Any], **containers: Any) -> None:
+    """Write a pod's status as its kubelet would (kwok's never run anything); ``containers`` maps a container
+    name to its status fields, completed with what a kubelet always reports."""
+    spec = {c["name"]: c for c in pod["spec"]["containers"]}
+    statuses = [
+        {"name": name, "image": spec[name]["image"], "imageID": "", "ready": False, "restartCount": 0, **fields}
+        for name, fields in containers.items()
+    ]
+    patch = {"status": {**status, "containerStatuses": statuses}}
+    meta = pod["metadata"]
+    cp.kubectl(
+        "patch",
+        "pod",
+        meta["name"],
+        "-n",
+        meta["namespace"],
+        "--subresource=status",
+        "--type=strategic",
+        "-p",
+        json.dumps(patch),
+    )

@@ -21,7 +21,7 @@ from modelpack_operator.kube import Kube
 from tests.cluster.controlplane import ControlPlane
 from tests.operator.factories import loadtest_doc, pack_doc
 from tests.operator.harness import OperatorProcess, condition, events_for, get_status, wait_until
-from tests.operator.local_pods import LocalProcess, run_job_pod, run_server_deployment
+from tests.operator.local_pods import LocalProcess, report_pod_status, run_job_pod, run_server_deployment
 
 pytestmark = [pytest.mark.cluster, pytest.mark.slow]
 TINY = {"layers": 1, "hidden": 32, "heads": 2, "seq_len": 16, "vocab_size": 600}
@@ -278,30 +278,7 @@ def test_worker_pod_exiting_1_fails_the_job_by_policy_and_the_loadtest_with_the_
     pod = wait_until(lambda: kube.list("v1", "Pod", namespace, f"{L.LOADTEST}=lt"), "worker pod", op=op)[0]
     now = "2026-01-01T00:00:00Z"
     terminated = {"exitCode": 1, "reason": "Error", "startedAt": now, "finishedAt": now}
-    status = {
-        "phase": "Failed",
-        "containerStatuses": [
-            {
-                "name": "worker",
-                "image": "w",
-                "imageID": "",
-                "ready": False,
-                "restartCount": 0,
-                "state": {"terminated": terminated},
-            }
-        ],
-    }
-    crds.kubectl(
-        "patch",
-        "pod",
-        pod["metadata"]["name"],
-        "-n",
-        namespace,
-        "--subresource=status",
-        "--type=merge",
-        "-p",
-        json.dumps({"status": status}),
-    )
+    report_pod_status(crds, pod, {"phase": "Failed"}, worker={"state": {"terminated": terminated}})
     job = wait_until(
         lambda: (
             (j := kube.get("batch/v1", "Job", namespace, "lt-load"))

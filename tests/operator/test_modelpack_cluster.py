@@ -6,7 +6,6 @@ finds a node for its pods: the arch selectors, taints and resources are exercise
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import subprocess
@@ -27,6 +26,7 @@ from tests.cluster.controlplane import ControlPlane
 from tests.cluster.process import free_port
 from tests.operator.factories import pack_doc
 from tests.operator.harness import MODELPACK, OperatorProcess, condition, events_for, get_status, wait_until
+from tests.operator.local_pods import report_pod_status
 
 pytestmark = pytest.mark.cluster
 API = "modelpack.dev/v1alpha1"
@@ -322,11 +322,7 @@ def test_a_server_that_cannot_read_its_store_degrades_the_pack_in_the_servers_ow
 
     # What the kubelet then reports for the pod: not ready, crash-looping, the log tail as termination message.
     [pod] = kube.list("v1", "Pod", namespace, f"{L.PACK}=bert,{L.SERVER}=1")
-    container = {
-        "name": pod["spec"]["containers"][0]["name"],
-        "image": pod["spec"]["containers"][0]["image"],
-        "imageID": "",
-        "ready": False,
+    crash = {
         "restartCount": 3,
         "state": {"waiting": {"reason": "CrashLoopBackOff", "message": "back-off 40s restarting failed container"}},
         "lastState": {
@@ -334,18 +330,7 @@ def test_a_server_that_cannot_read_its_store_degrades_the_pack_in_the_servers_ow
         },
     }
     not_ready = [{"type": t, "status": "False"} for t in ("Ready", "ContainersReady")]
-    patch = {"status": {"conditions": not_ready, "containerStatuses": [container]}}
-    crds.kubectl(
-        "patch",
-        "pod",
-        pod["metadata"]["name"],
-        "-n",
-        namespace,
-        "--subresource=status",
-        "--type=strategic",
-        "-p",
-        json.dumps(patch),
-    )
+    report_pod_status(crds, pod, {"conditions": not_ready}, **{pod["spec"]["containers"][0]["name"]: crash})
 
     def degraded() -> dict[str, Any] | None:
         status = get_status(kube, "ModelPack", namespace, "bert")
