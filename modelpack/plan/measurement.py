@@ -25,7 +25,6 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from modelpack.api.base import parse_quantity
 from modelpack.api.loading import format_validation_error
 from modelpack.api.loadtest import LoadTestStatus, Results, SweepStep
 from modelpack.api.modelpack import ModelPack
@@ -33,10 +32,9 @@ from modelpack.cost import pod_requests
 from modelpack.plan.sizing import ServerShape
 from modelpack.pools import GPU_RESOURCE, NEURON_RESOURCE
 from modelpack.pricing import ComputeType
+from modelpack.serving import memory_request
 
-OPERATOR_MEMORY_OVERHEAD_MI = 512
 ACCELERATOR_RESOURCE = {"inferentia": NEURON_RESOURCE, "gpu": GPU_RESOURCE}
-_MI = 2**20
 
 
 RESULTS_FILE = "results.json"
@@ -259,14 +257,14 @@ def _pack_facts(doc: dict[str, Any], source: str) -> tuple[int, ComputeType, int
 def server_shape_of(pack: ModelPack) -> ServerShape:
     """What each server pod of ``pack`` requests, sized the way the operator sizes it.
 
-    CPU = ``server.workerThreads``, memory = ``server.memoryBudget`` + the operator's default 512Mi overhead,
+    CPU = ``server.workerThreads``, memory = ``server.memoryBudget`` + the operator's default overhead,
     accelerators = ``compute.acceleratorsPerServer`` on inferentia and gpu; ``compute.resources.requests``
     overrides each. tests/plan checks this against the operator's own builder so the two cannot drift.
     """
     spec = pack.spec
     requests: dict[str, str] = {
         "cpu": str(spec.server.worker_threads),
-        "memory": f"{-(-parse_quantity(spec.server.memory_budget) // _MI) + OPERATOR_MEMORY_OVERHEAD_MI}Mi",
+        "memory": memory_request(spec.server.memory_budget),
     }
     if spec.compute.type in ACCELERATOR_RESOURCE:
         requests[ACCELERATOR_RESOURCE[spec.compute.type]] = str(spec.compute.accelerators_per_server)

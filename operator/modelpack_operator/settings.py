@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar, get_type_hints
 
 from modelpack.api.base import parse_quantity
+from modelpack.serving import DEFAULT_MEMORY_OVERHEAD
 
 MIN_SHARD_BYTES = 256
 """Smallest route-table shard setting accepted: below it no shard could hold even a small server's routes."""
@@ -28,8 +29,8 @@ class SettingsError(ValueError):
 class ServerSettings:
     """How model server pods are shaped beyond what the ModelPack spec says."""
 
-    memory_overhead: str = "512Mi"
-    """Added to ``server.memoryBudget`` for the memory request: Python, torch and request buffers."""
+    memory_overhead: str = DEFAULT_MEMORY_OVERHEAD
+    """Added to ``server.memoryBudget`` for the memory request: Python, torch and request buffers (measured)."""
     cache_size: str = "8Gi"
     """sizeLimit of the emptyDir that caches model artifacts read from s3:// stores."""
     tmp_size: str = "1Gi"

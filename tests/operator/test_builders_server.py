@@ -6,11 +6,15 @@ from typing import Any
 
 import pytest
 
+from modelpack.api.base import parse_quantity
 from modelpack.placement import place
+from modelpack.serving import DEFAULT_MEMORY_OVERHEAD
 from modelpack_operator import labels as L
 from modelpack_operator.builders.server import server_deployment, server_service, service_url
 from modelpack_operator.settings import OperatorSettings, ServerSettings
 from tests.operator.factories import make_pack
+
+OVERHEAD_MI = parse_quantity(DEFAULT_MEMORY_OVERHEAD) // 2**20
 
 SETTINGS = OperatorSettings().server
 
@@ -93,8 +97,8 @@ def test_instance_types_become_required_node_affinity() -> None:
 
 def test_requests_sized_from_threads_and_memory_budget_plus_overhead() -> None:
     container = _container(_deployment(server={"workerThreads": 4, "memoryBudget": "3Gi"}))
-    assert container["resources"]["requests"] == {"cpu": "4", "memory": f"{3 * 1024 + 512}Mi"}
-    assert container["resources"]["limits"] == {"memory": f"{3 * 1024 + 512}Mi"}
+    assert container["resources"]["requests"] == {"cpu": "4", "memory": f"{3 * 1024 + OVERHEAD_MI}Mi"}
+    assert container["resources"]["limits"] == {"memory": f"{3 * 1024 + OVERHEAD_MI}Mi"}
     assert _arg(container, "--threads") == "4"
     assert _arg(container, "--memory-budget") == "3Gi"
 

@@ -9,7 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from modelpack.api.base import parse_quantity
 from modelpack.cli.main import main
+from modelpack.serving import DEFAULT_MEMORY_OVERHEAD
 
 FIXTURES = Path(__file__).parent / "fixtures"
 MET = str(FIXTURES / "loadtest-met.yaml")
@@ -176,7 +178,11 @@ def test_local_run_directory(capsys: pytest.CaptureFixture[str]) -> None:
         inputs = out["inputs"]
         assert inputs["rpsPerServer"] == pytest.approx(100.0)
         assert inputs["compute"] == "x86"
-        assert inputs["server"] == {"cpu_millicores": 1000, "memory_bytes": (1024 + 512) * 2**20, "accelerators": 0}
+        assert inputs["server"] == {
+            "cpu_millicores": 1000,
+            "memory_bytes": 2**30 + parse_quantity(DEFAULT_MEMORY_OVERHEAD),
+            "accelerators": 0,
+        }
         # 480/16 = 30 servers, 1000/30 = 33.3 req/s each < 100: one replica each.
         assert out["options"][0]["server_pods"] == 30
 

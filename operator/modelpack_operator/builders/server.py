@@ -9,10 +9,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from modelpack.api.base import parse_quantity
 from modelpack.api.modelpack import DEFAULT_SERVER_IMAGE, ModelPack
 from modelpack.placement import Server, server_name
-from modelpack.serving import tuning_flags
+from modelpack.serving import memory_request, tuning_flags
 from modelpack_operator import labels as L
 from modelpack_operator.builders import scheduling
 from modelpack_operator.builders.merge import deep_merge
@@ -28,10 +27,6 @@ PORT_NAME = "http"
 def server_labels(pack: str, index: int) -> dict[str, str]:
     """The selector labels of one server's pods (stable: a Deployment selector is immutable)."""
     return {L.PACK: pack, L.SERVER: str(index)}
-
-
-def _mebibytes(quantity: str) -> int:
-    return -(-parse_quantity(quantity) // 2**20)
 
 
 def server_args(pack: ModelPack, server: Server, store_uri: str) -> list[str]:
@@ -60,7 +55,7 @@ def server_resources(pack: ModelPack, settings: ServerSettings) -> dict[str, Any
     let grow into its neighbours' memory. CPU is not limited (throttling only adds latency).
     """
     spec = pack.spec.server
-    memory = f"{_mebibytes(spec.memory_budget) + _mebibytes(settings.memory_overhead)}Mi"
+    memory = memory_request(spec.memory_budget, settings.memory_overhead)
     accelerators = scheduling.accelerator_resources(pack.spec.compute)
     requests = {"cpu": str(spec.worker_threads), "memory": memory, **accelerators}
     limits = {"memory": memory, **accelerators}
