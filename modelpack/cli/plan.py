@@ -15,6 +15,7 @@ from kubernetes.utils.quantity import parse_quantity
 from rich.console import Console
 from rich.table import Table
 
+from modelpack.api.modelpack import ServerSpec
 from modelpack.cli.errors import CliError
 from modelpack.plan import (
     MeasurementError,
@@ -28,9 +29,11 @@ from modelpack.plan import (
 )
 from modelpack.plan.measurement import Measurement
 from modelpack.pricing import ComputeType, PriceError, PriceTable, default_price_table, load_price_table
+from modelpack.serving import memory_request
 
 DEFAULT_SERVER_CPU = "2"
-DEFAULT_SERVER_MEMORY = "2560Mi"  # the operator's default server: 2Gi memoryBudget + 512Mi overhead
+DEFAULT_SERVER_MEMORY = memory_request(ServerSpec().memory_budget)
+"""What the operator's default server requests: the default memoryBudget + the default overhead."""
 
 
 def register(parser: argparse.ArgumentParser) -> None:

@@ -23,7 +23,9 @@ from typing import Any
 
 import yaml
 
+from modelpack.api.modelpack import ServerSpec
 from modelpack.pools import POOLS
+from modelpack.serving import memory_request
 from tests.cluster.binaries import ensure_binaries
 from tests.cluster.controlplane import ControlPlane
 from tests.cluster.nodes import register_pools
@@ -35,7 +37,7 @@ OPERATOR_USER = "modelpack-operator"
 API = "modelpack.dev/v1alpha1"
 PACK_LABEL = "modelpack.dev/pack"
 SERVER_CPU = 2  # the operator's default server: workerThreads 2
-SERVER_MEMORY_MI = 2048 + 512  # memoryBudget 2Gi + 512Mi overhead
+SERVER_MEMORY_MI = int(memory_request(ServerSpec().memory_budget).removesuffix("Mi"))  # the default server
 
 
 def servers_per_node(pool: str) -> int:

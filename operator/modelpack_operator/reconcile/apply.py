@@ -65,6 +65,12 @@ class SyncReport:
         return bool(self.created or self.updated or self.deleted)
 
 
+def _apply(kube: Kube, obj: dict[str, Any]) -> bool:
+    """Apply and drop the response: thousands of applied objects held until the last write ends add up."""
+    kube.apply(obj)
+    return True
+
+
 def sync(
     kube: Kube,
     desired: Iterable[dict[str, Any]],
@@ -89,7 +95,7 @@ def sync(
         current = by_key.get(key)
         if needs_apply(obj, current):
             target = out.updated if current is not None else out.created
-            writes.append((f"{key[0]}/{key[1]}", target, functools.partial(kube.apply, obj)))
+            writes.append((f"{key[0]}/{key[1]}", target, functools.partial(_apply, kube, obj)))
     if prune:
         for key, obj in by_key.items():
             if key not in wanted:
