@@ -110,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steady-seconds", type=float, default=180.0)
     parser.add_argument("--no-baseline", action="store_true")
     parser.add_argument(
-        "--split", type=int, default=1, help="sizes after the first as this many packs (a route table fits 1 MB)"
+        "--split", type=int, default=1, help="sizes after the first as this many packs (compare with one pack)"
     )
     parser.add_argument(
         "--create-only", action="store_true", help="first size too: only create, settle, steady, delete"

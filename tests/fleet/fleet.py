@@ -223,7 +223,7 @@ class Fleet:
         return step
 
     def create_split(self, prefix: str, models: int, packs: int, per_server: int, timeout: float) -> StepResult:
-        """``models`` as ``packs`` ModelPacks applied together (one pack's route table must fit one ConfigMap)."""
+        """``models`` as ``packs`` ModelPacks applied together (one pack or several of the same total size)."""
         each = math.ceil(models / packs)
         servers = math.ceil(each / per_server)
         names = [f"{prefix}-{i}" for i in range(packs)]
