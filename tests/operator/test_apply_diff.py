@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import copy
 
+from kubernetes.utils.quantity import parse_quantity
+
 from modelpack.placement import place
 from modelpack_operator.builders.server import server_deployment
 from modelpack_operator.reconcile.apply import is_subset, needs_apply
@@ -23,7 +25,8 @@ def _as_stored(obj: dict) -> dict:
     live["spec"]["revisionHistoryLimit"] = 10
     container = live["spec"]["template"]["spec"]["containers"][0]
     container["terminationMessagePath"] = "/dev/termination-log"
-    container["resources"]["requests"]["memory"] = "2.5Gi"  # 2560Mi as the server may write it
+    requested = parse_quantity(container["resources"]["requests"]["memory"])
+    container["resources"]["requests"]["memory"] = f"{requested // 1024}Ki"  # the same quantity, spelled otherwise
     live["status"] = {"replicas": 1}
     return live
 
