@@ -42,13 +42,13 @@ class LocalStore:
     def __init__(self, root: Path) -> None:
         self.root = root
         self.uri = str(root)
-        if not root.is_dir():
-            raise StoreError(f"store {root} is not a directory")
 
     def list_models(self) -> list[str]:
         return sorted(p.name for p in self.root.iterdir() if p.is_dir() and not p.name.startswith("."))
 
     def check(self) -> None:
+        if not self.root.is_dir():
+            raise StoreError(f"store {self.root} is not a directory")
         try:
             next(self.root.iterdir(), None)
         except OSError as err:

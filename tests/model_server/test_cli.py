@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from modelpack.cli.main import main
+from modelpack.serving import STORE_UNAVAILABLE_EXIT
 
 
 def run_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str]:
@@ -27,7 +28,6 @@ def _no_modelpack_env(monkeypatch: pytest.MonkeyPatch) -> None:
     ("argv", "message"),
     [
         ([], "--store is required"),
-        (["--store", "/nonexistent/store"], "--store: store /nonexistent/store is not a directory"),
         (["--store", "pvc://claim/x"], "unsupported scheme 'pvc'"),
         (["--store", "s3://"], "has no bucket"),
         (["--store", "{fleet}", "--port", "99999"], "--port: '99999' is not a valid value"),
@@ -56,6 +56,12 @@ def test_serve_rejects_bad_flags(
     assert code == 2
     assert err.startswith("modelpack serve: error:")
     assert message in err
+
+
+def test_serve_exits_with_the_store_status_when_the_store_is_missing(capsys: pytest.CaptureFixture[str]) -> None:
+    code, err = run_cli(capsys, "serve", "--store", "/nonexistent/store")
+    assert code == STORE_UNAVAILABLE_EXIT
+    assert err.strip() == "modelpack serve: error: store unavailable: store /nonexistent/store is not a directory"
 
 
 def test_serve_names_bad_env_var(
