@@ -5,7 +5,7 @@ A real kube-apiserver, controller-manager, scheduler and etcd (``tests/cluster``
 and ``kubectl describe`` answer. kwok pods run nothing, so the pieces a kubelet would run are started
 here as local processes, exactly as the operator end-to-end tests do (``tests/operator``): the operator
 (the chart's Deployment in a real cluster), one ``modelpack serve`` per server Deployment, and the
-LoadTest's worker Job pods, whose route file maps each Service URL to its local server.
+LoadTest's worker Job pods, whose route-table files map each Service URL to its local server.
 
 Run from the repository root with the venv's Python::
 
@@ -168,7 +168,7 @@ def walkthrough(cp: ControlPlane, workdir: Path, processes: list[LocalProcess]) 
         print(
             f"# The worker pods stay Pending (worker.nodeSelector: no kwok node is in pool 'loadgen'); each pod of\n"
             f"# Job {job['metadata']['name']} is run here as a local process from the Job's command and env, as\n"
-            "# the worker ServiceAccount, with each Service URL in its route file replaced by the local server's.",
+            "# the worker ServiceAccount, each Service URL in its route-table files replaced by the local server's.",
             flush=True,
         )
         codes = _run_workers(cp, kube, job, service_urls, workdir, processes)

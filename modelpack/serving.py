@@ -1,7 +1,9 @@
-"""The `modelpack serve` flags a ModelPack's server spec stands for.
+"""What a `modelpack serve` process is, for both runtimes: the flags a server spec stands for, the memory a
+server pod requests, and the exit status that means "store unavailable".
 
-One function, so a server started by the operator in a pod and one started by `modelpack run` on this
-machine are tuned identically; each runtime adds only what differs (host, port, threads, store, models).
+One definition, so a server started by the operator in a pod and one started by `modelpack run` on this
+machine are tuned identically (each runtime adds only what differs: host, port, threads, store, models), and
+so the server and the operator agree on what a crash means.
 """
 
 from __future__ import annotations

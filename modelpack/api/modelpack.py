@@ -174,7 +174,7 @@ class ModelPackStatus(StatusModel):
     )
     route_table_shards: int | None = Field(
         default=None,
-        description="ConfigMaps the route table spans, about one per 13,000 models: routeTable, then "
+        description="ConfigMaps the route table spans, about one per 12,000 models: routeTable, then "
         "routeTable-1, routeTable-2, ...; each holds whole servers.",
     )
     routes: dict[str, str] | None = Field(

@@ -79,7 +79,8 @@ def register(parser: argparse.ArgumentParser) -> None:
     )
     add("--max-body-bytes", help="largest request body, e.g. 16Mi (default 16Mi)" + env("max_body_bytes"))
     add("--cache-dir", help="download cache for s3:// stores" + env("cache_dir"))
-    add("--graceful-shutdown-s", help="seconds to finish in-flight requests on SIGTERM (default 30)")
+    drain = "seconds to finish in-flight requests on SIGTERM (default 30)"
+    add("--graceful-shutdown-s", help=drain + env("graceful_shutdown_s"))
     add("--log-level", choices=["critical", "error", "warning", "info", "debug"], help="log level" + env("log_level"))
 
 

@@ -2,8 +2,9 @@
 
 Exit codes: 0 load ran and was reported; 1 the run failed and the failure was reported; 2 bad input (env);
 3 the Kubernetes API could not be reached (retried by the Job). Run by hand only to reproduce a Job pod:
-set the variables the Job's pod template shows (``kubectl get job <loadtest>-load -o yaml``), mount the
-route table, and point KUBECONFIG at the cluster.
+set the variables the Job's pod template shows (``kubectl get job <loadtest>-load -o yaml``), put each
+route-table shard's ``routes.json`` as a ``*.json`` file in the directory ``MODELPACK_ROUTES_DIR`` names,
+and point KUBECONFIG at the cluster.
 """
 
 from __future__ import annotations

@@ -48,7 +48,8 @@ class ServerSettings:
     default_image: str = ""
     """Replaces the API's default server image (e.g. a private mirror); images set in a ModelPack are kept."""
     service_account: str = ""
-    """ServiceAccount for server pods (e.g. one annotated for IRSA to read s3:// stores); empty: the default."""
+    """ServiceAccount for server pods (e.g. one with IRSA or EKS Pod Identity to read s3:// stores); empty:
+    the default."""
 
 
 @dataclass(frozen=True)
@@ -90,7 +91,8 @@ class ReconcileSettings:
     pod_check_after_seconds: float = 60.0
     """A server unavailable this long has its pods read, so the pack says why (crash, image pull, store)."""
     route_table_shard_bytes: int = 1_000_000
-    """Bytes of routes per route-table ConfigMap before the table is split (lower it where etcd's request limit is)."""
+    """Bytes of data (routes + placement) per route-table ConfigMap before the table is split (lower it where
+    etcd's request limit is lower)."""
 
     def __post_init__(self) -> None:
         if self.route_table_shard_bytes < MIN_SHARD_BYTES:

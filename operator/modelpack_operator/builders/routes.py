@@ -4,10 +4,10 @@ It doubles as the placement's memory: ``placement.json`` keeps the assignment (m
 and the density it was made with, and the next reconcile passes them back to ``place()`` so models
 stay on their servers across reconciles and operator restarts.
 
-A ConfigMap holds at most ~1 MiB, about 13,000 models' routes, so a larger pack's table is split
+A ConfigMap holds at most ~1 MiB, about 12,000 models' routes, so a larger pack's table is split
 into shards: ``<pack>-routes``, ``<pack>-routes-1``, ``<pack>-routes-2``, ... Each shard holds whole
 servers (their routes and their part of the placement), so every shard reads on its own and the
-table of a pack is the union of its shards. API cost grows with shards (one per ~13,000 models),
+table of a pack is the union of its shards. API cost grows with shards (one per ~12,000 models),
 never with models.
 """
 
