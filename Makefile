@@ -7,6 +7,7 @@ STAMP := $(VENV)/.installed
 .PHONY: demo test lint typecheck binaries crds docs cluster-up clean constraints
 
 $(STAMP): pyproject.toml hack/constraints.txt
+	hack/check-disk.sh 8
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet --progress-bar off -c hack/constraints.txt -e '.[test]'
