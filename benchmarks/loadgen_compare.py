@@ -9,6 +9,8 @@ Figures, all measured in this run on this machine:
 - schedule delay p99 at --delay-rate: how late sends left versus their schedule (modelpack: reported;
   vegeta: computed from its per-request timestamps and sequence numbers against start + seq/rate, with the
   start chosen so that no send is early, which can only understate vegeta's delay);
+- CPU (user + system seconds) each tool's process used for one --delay-rate run (start-up, warm-up and
+  --seconds of load; vegeta's attack only), median of the repeats;
 - wrk (plain wrk is closed loop): the throughput it reaches with 2 and 64 connections, for reference; it has no
   schedule, so it can report neither figure above.
 The endpoint is nginx (apt package nginx-light, 1 worker) answering the V2 metadata and infer paths with fixed
@@ -23,6 +25,7 @@ import io
 import json
 import os
 import platform
+import resource
 import shutil
 import socket
 import subprocess
@@ -101,17 +104,26 @@ def request_body() -> bytes:
     return encode_body(generate_request("m", METADATA, Payload()))
 
 
+def children_cpu_s() -> float:
+    """User + system CPU seconds of all finished child processes (and their waited-for children) so far."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def run_modelpack(url: str, rate: float, seconds: float, processes: int, tmp: Path) -> dict[str, Any]:
     out = tmp / f"mp-{processes}-{rate}.json"
     cmd = [*MODELPACK, "--url", url, "--model", "m", "--rate", str(rate), "--duration", f"{seconds}s"]
     cmd += ["--warmup", "1s", "--json", str(out), "--no-progress", "--processes", str(processes)]
+    cpu = children_cpu_s()
     subprocess.run(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=seconds + 120)
+    cpu = children_cpu_s() - cpu
     r = json.loads(out.read_text())
     return {
         "achieved": r["achievedRate"],
         "errors": r["errors"],
         "delay_p99_ms": r["scheduleDelayP99Ms"],
         "latency_p99_ms": r.get("latencyMs", {}).get("p99"),
+        "cpu_s": cpu,
     }
 
 
@@ -120,6 +132,7 @@ def run_vegeta(url: str, rate: float, seconds: float, tmp: Path) -> dict[str, An
     targets = tmp / "targets.txt"
     targets.write_text(f"POST {url}/v2/models/m/infer\nContent-Type: application/json\n@{body}\n")
     results = tmp / f"vegeta-{rate}.bin"
+    cpu = children_cpu_s()
     with results.open("wb") as fh:
         subprocess.run(
             [
@@ -130,6 +143,7 @@ def run_vegeta(url: str, rate: float, seconds: float, tmp: Path) -> dict[str, An
             check=True,
             timeout=seconds + 120,
         )
+    cpu = children_cpu_s() - cpu
     report = json.loads(subprocess.run([str(VEGETA), "report", "-type=json", str(results)], capture_output=True).stdout)
     rows = subprocess.run([str(VEGETA), "encode", "--to=csv", str(results)], capture_output=True, text=True).stdout
     sent = np.array(sorted((int(row[8]), int(row[0])) for row in csv.reader(io.StringIO(rows)) if row), dtype=float)
@@ -142,6 +156,7 @@ def run_vegeta(url: str, rate: float, seconds: float, tmp: Path) -> dict[str, An
         "errors": report["requests"] - round(report["success"] * report["requests"]),
         "delay_p99_ms": float(np.percentile(delays, 99)),
         "latency_p99_ms": report["latencies"]["99th"] / 1e6,
+        "cpu_s": cpu,
     }
 
 
@@ -189,7 +204,7 @@ def ladder(name: str, rates: list[float], run: Any) -> float | None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--seconds", type=float, default=5.0)
-    parser.add_argument("--rates", default="250,500,1000,1500,2000,3000,4000,6000,8000,12000")
+    parser.add_argument("--rates", default="250,500,1000,1500,2000,3000,4000,6000,8000,12000,16000,24000,32000,48000")
     parser.add_argument("--delay-rate", type=float, default=1000.0)
     parser.add_argument("--repeats", type=int, default=3, help="schedule-delay samples per tool (median kept)")
     args = parser.parse_args()
@@ -213,11 +228,13 @@ def main() -> None:
             }
             held: dict[str, float | None] = {}
             delays: dict[str, list[float]] = {name: [] for name in tools}
+            cpus: dict[str, list[float]] = {name: [] for name in tools}
             for _ in range(args.repeats):  # interleaved, so background load hits every tool alike
                 for name, run in tools.items():
                     r = run(args.delay_rate)
                     _log(name, args.delay_rate, r, "delay sample")
                     delays[name].append(r["delay_p99_ms"])
+                    cpus[name].append(r["cpu_s"])
             for name, run in tools.items():
                 held[name] = ladder(name, rates, run)
             wrk = {c: run_wrk(url, c, s, tmp) for c in (2, 64)}
@@ -233,17 +250,18 @@ def main() -> None:
     median = {name: float(np.median(v)) for name, v in delays.items()}
     print(
         f"| tool | highest rate held (req/s) | vs vegeta | schedule-delay p99 @ {args.delay_rate:g}/s, ms: "
-        f"median (min-max of {args.repeats}) | vs vegeta |"
+        f"median (min-max of {args.repeats}) | vs vegeta | CPU s per {args.delay_rate:g}/s run, median |"
     )
-    print("|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|")
     for name in tools:
         h, d = held[name], median[name]
         h_ratio = f"{h / held[ref]:.2f}x" if h and held[ref] else "-"
         d_ratio = f"{d / median[ref]:.2f}x" if median[ref] > 0 else "-"
         spread = f"{min(delays[name]):.2f}-{max(delays[name]):.2f}"
-        print(f"| {name} | {h or 0:g} | {h_ratio} | {d:.2f} ({spread}) | {d_ratio} |")
+        cpu_s = float(np.median(cpus[name]))
+        print(f"| {name} | {h or 0:g} | {h_ratio} | {d:.2f} ({spread}) | {d_ratio} | {cpu_s:.2f} |")
     for c, rps in wrk.items():
-        print(f"| wrk 4.1.0, closed loop, {c} connections | n/a (no schedule; {rps:.0f} req/s max) | - | n/a | - |")
+        print(f"| wrk 4.1.0, closed loop, {c} connections | n/a (no schedule; {rps:.0f} req/s max) | - | n/a | - | - |")
 
 
 if __name__ == "__main__":

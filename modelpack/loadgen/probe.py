@@ -16,6 +16,12 @@ from modelpack.loadgen.errors import TargetError
 PROBE_TIMEOUT_S = 10.0
 
 
+def new_session(pool: int) -> aiohttp.ClientSession:
+    """A pooled session for probing: keep-alive connections up to `pool`, never per host limits."""
+    connector = aiohttp.TCPConnector(limit=pool, limit_per_host=0, ttl_dns_cache=300, enable_cleanup_closed=True)
+    return aiohttp.ClientSession(connector=connector)
+
+
 async def _json(session: aiohttp.ClientSession, method: str, url: str, base: str, what: str) -> tuple[int, Any]:
     try:
         async with session.request(method, url, timeout=aiohttp.ClientTimeout(total=PROBE_TIMEOUT_S)) as resp:

@@ -15,14 +15,15 @@ import aiohttp
 from yarl import URL
 
 from modelpack.api.loadtest import LoadTestSpec
+from modelpack.loadgen.client import Client
 from modelpack.loadgen.endpoints import Endpoint
 from modelpack.loadgen.engine import Engine, Snapshot
-from modelpack.loadgen.errors import LoadgenError, TargetError
+from modelpack.loadgen.errors import LoadgenError
 from modelpack.loadgen.outcome import DEFAULT_PER_MODEL, LoadOutcome, StepTally
 from modelpack.loadgen.payloads import DEFAULT_SEQ_LEN, encode_body, generate_request
 from modelpack.loadgen.plan import Plan, make_plan
-from modelpack.loadgen.probe import fetch_metadata
-from modelpack.loadgen.sender import Target, new_session
+from modelpack.loadgen.probe import fetch_metadata, new_session
+from modelpack.loadgen.sender import Target, new_client
 from modelpack.loadgen.spread import make_chooser
 
 ProgressCallback = Callable[[Snapshot], None]
@@ -72,7 +73,7 @@ class LoadRun:
         self.plan: Plan = make_plan(spec, worker_index, workers)
         self.seq_len = seq_len
         self.per_model = per_model
-        self.session: aiohttp.ClientSession | None = None
+        self.client: Client | None = None
         self.targets: list[Target] = []
 
     async def __aenter__(self) -> LoadRun:
@@ -82,20 +83,17 @@ class LoadRun:
         await self.close()
 
     async def close(self) -> None:
-        if self.session is not None:
-            await self.session.close()
-            self.session = None
+        if self.client is not None:
+            await self.client.close()
+            self.client = None
 
     async def prepare(self) -> None:
         pool = self.plan.max_in_flight
         if self.plan.concurrency_profile is not None:
             pool = max(1, self.plan.concurrency_profile.slots)
-        self.session = new_session(pool, self.plan.timeout)
-        try:
-            self.targets = await build_targets(self.session, self.spec, self.endpoints, self.seq_len)
-        except TargetError:
-            await self.close()
-            raise
+        async with new_session(pool) as session:
+            self.targets = await build_targets(session, self.spec, self.endpoints, self.seq_len)
+        self.client = new_client(pool, self.plan.timeout)
 
     async def execute(
         self,
@@ -104,9 +102,9 @@ class LoadRun:
         on_progress: ProgressCallback | None = None,
         stop_event: asyncio.Event | None = None,
     ) -> LoadOutcome:
-        if self.session is None:
+        if self.client is None:
             await self.prepare()
-        assert self.session is not None
+        assert self.client is not None
         plan = self.plan
         spread = self.spec.target
         chooser = make_chooser(
@@ -117,7 +115,7 @@ class LoadRun:
             workers=plan.workers,
             zipf_exponent=spread.zipf_exponent,
         )
-        engine = Engine(plan, self.session, self.targets, chooser, stop_event)
+        engine = Engine(plan, self.client, self.targets, chooser, stop_event)
         now_wall, now_mono = time.time(), time.monotonic()
         t0 = now_mono if start_at is None else now_mono + max(0.0, start_at - now_wall)
         reporter = None

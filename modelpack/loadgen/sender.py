@@ -1,13 +1,15 @@
-"""One HTTP request on the hot path: pre-encoded body, pre-parsed URL, result classified into an error class."""
+"""One HTTP request on the hot path: the request pre-built as bytes per target, the result classified.
+
+Requests go through the lean keep-alive client in `client.py` (aiohttp still does the probing before a run).
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-import aiohttp
 from yarl import URL
 
-JSON_HEADERS = {"Content-Type": "application/json"}
+from modelpack.loadgen.client import Client, ConnectError, HttpError, Origin, build_request
 
 
 @dataclass(frozen=True)
@@ -15,14 +17,18 @@ class Target:
     model: str
     url: URL
     body: bytes
+    origin: Origin = field(init=False, repr=False, compare=False)
+    request: bytes = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        origin, request = build_request(self.url, self.body)
+        object.__setattr__(self, "origin", origin)
+        object.__setattr__(self, "request", request)
 
 
-def new_session(pool: int, timeout_s: float) -> aiohttp.ClientSession:
-    """One pooled session per worker: keep-alive connections up to `pool`, never per host limits."""
-    connector = aiohttp.TCPConnector(limit=pool, limit_per_host=0, ttl_dns_cache=300, enable_cleanup_closed=True)
-    return aiohttp.ClientSession(
-        connector=connector, headers=JSON_HEADERS, timeout=aiohttp.ClientTimeout(total=timeout_s)
-    )
+def new_client(pool: int, timeout_s: float) -> Client:
+    """One client per worker: keep-alive connections, at most `pool` in flight, each request bounded by the timeout."""
+    return Client(pool, timeout_s)
 
 
 def classify_status(status: int) -> str | None:
@@ -36,19 +42,14 @@ def classify_status(status: int) -> str | None:
     return "other"
 
 
-async def send(session: aiohttp.ClientSession, target: Target) -> tuple[str | None, int | None]:
-    """(error class or None, HTTP status or None); the response body is read fully so the timing includes it.
-
-    The session carries the JSON content type and the per-request timeout (see `new_session`), so nothing is
-    merged per request.
-    """
+async def send(client: Client, target: Target) -> tuple[str | None, int | None]:
+    """(error class or None, HTTP status or None); the response body is read fully so the timing includes it."""
     try:
-        async with session.post(target.url, data=target.body) as resp:
-            await resp.read()
-            return classify_status(resp.status), resp.status
+        status = await client.request(target.origin, target.request)
     except TimeoutError:
         return "timeout", None
-    except aiohttp.ClientConnectorError:
+    except ConnectError:
         return "connect", None
-    except (aiohttp.ClientError, OSError):
+    except (HttpError, OSError):
         return "other", None
+    return classify_status(status), status

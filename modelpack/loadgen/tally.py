@@ -7,9 +7,11 @@ exactly: counters sum, histograms merge bucket by bucket, and percentiles are on
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 from hdrh.histogram import HdrHistogram
 
 from modelpack.loadgen import histograms as h
@@ -61,7 +63,9 @@ class Tally:
     per_model: dict[str, ModelTally] = field(default_factory=dict)
 
     def _bucket(self, t_rel: float) -> Bucket:
-        index = max(0, int(t_rel // self.bucket_seconds))
+        return self._bucket_at(max(0, int(t_rel // self.bucket_seconds)))
+
+    def _bucket_at(self, index: int) -> Bucket:
         bucket = self.buckets.get(index)
         if bucket is None:
             bucket = self.buckets[index] = Bucket()
@@ -97,6 +101,40 @@ class Tally:
         entry = self._model(model)
         entry.requests += 1
         h.record_us(entry.hist, latency_s)
+
+    def record_successes(
+        self,
+        models: Sequence[str],
+        t_rel: np.ndarray,
+        latency_s: np.ndarray,
+        service_s: np.ndarray,
+        delay_s: np.ndarray,
+    ) -> None:
+        """Many 2xx answers at once (arrays in step with `models`): the same result as `record_success` for each."""
+        n = len(models)
+        if n == 0:
+            return
+        self.requests += n
+        self.successes += n
+        self.late_sends += int(np.count_nonzero(delay_s > LATE_AFTER_S))
+        h.record_many_us(self.delay, delay_s)
+        h.record_many_us(self.latency, latency_s)
+        h.record_many_us(self.service, service_s)
+        index = np.maximum(0, (t_rel // self.bucket_seconds).astype(np.int64))
+        for b in np.unique(index).tolist():
+            selected = index == b
+            bucket = self._bucket_at(b)
+            count = int(np.count_nonzero(selected))
+            bucket.sent += count
+            bucket.ok += count
+            h.record_many_us(bucket.hist, latency_s[selected])
+        rows: dict[str, list[int]] = {}
+        for i, model in enumerate(models):
+            rows.setdefault(model, []).append(i)
+        for model, positions in rows.items():
+            entry = self._model(model)
+            entry.requests += len(positions)
+            h.record_many_us(entry.hist, latency_s[positions])
 
     def record_failure(self, model: str, t_rel: float, delay_s: float, error_class: str, status: int | None) -> None:
         """A failed request; failures count in the error figures, not in the latency percentiles."""

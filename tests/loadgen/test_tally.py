@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import random
 
+import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -145,3 +146,47 @@ def test_a_lagging_generator_reports_a_lower_achieved_rate() -> None:
     r = results_from(tally)
     assert r.requested_rate == 100.0
     assert r.achieved_rate == 80.0
+
+
+def _same_tally(a: Tally, b: Tally) -> None:
+    assert a.to_json() == b.to_json()
+    for name in ("latency", "service", "delay"):
+        x, y = getattr(a, name), getattr(b, name)
+        assert h.same_counts(x, y) and (x.get_min_value(), x.get_max_value()) == (y.get_min_value(), y.get_max_value())
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    st.lists(
+        st.one_of(st.floats(-1.0, 100.0), st.floats(0, 0.01), st.integers(0, 2**26).map(lambda us: us / 1e6)),
+        max_size=200,
+    )
+)
+def test_batched_recording_equals_one_value_at_a_time(seconds: list[float]) -> None:
+    """The hot path adds results in vectorized batches: bucket for bucket, count, min and max as record_us."""
+    for digits in (h.DIGITS, h.SMALL_DIGITS):
+        one, batch = h.new_histogram(digits), h.new_histogram(digits)
+        for s in seconds:
+            h.record_us(one, s)
+        h.record_many_us(batch, np.array(seconds, dtype=float))
+        assert h.same_counts(one, batch)
+        assert one.get_total_count() == batch.get_total_count()
+        assert (one.get_min_value(), one.get_max_value()) == (batch.get_min_value(), batch.get_max_value())
+
+
+@settings(max_examples=10, deadline=None)
+@given(events)
+def test_record_successes_equals_record_success_each(items: list[Event]) -> None:
+    ok = [e for e in items if e[5] is None]
+    one = Tally(bucket_seconds=2)
+    for model, t, latency, service, delay, _, _ in ok:
+        one.record_success(model, t, latency, min(service, latency), delay)
+    batch = Tally(bucket_seconds=2)
+    batch.record_successes(
+        [e[0] for e in ok],
+        np.array([e[1] for e in ok]),
+        np.array([e[2] for e in ok]),
+        np.array([min(e[3], e[2]) for e in ok]),
+        np.array([e[4] for e in ok]),
+    )
+    _same_tally(one, batch)
