@@ -5,7 +5,13 @@ is parsed just enough to time it and keep the connection usable: the status line
 ``Transfer-Encoding: chunked`` (with trailers), bodies that end when the server closes, interim 1xx answers,
 ``Connection: close`` and HTTP/1.0. The body is read to its end and discarded. Nothing is pipelined: a
 connection carries one request at a time, and is closed, never reused, after any error, timeout or
-cancellation, or when the server sent more than one answer.
+cancellation, or when the server sent more than one answer. Connections open (or being opened) never
+outnumber the limit, over all origins together.
+
+A kept-alive connection the server closes while idle (uvicorn after 5 s) may still be taken for a request
+before its close is seen: when such a reused connection closes before a single byte of the answer arrived,
+the request is sent once more on a fresh connection, within the same deadline, and counts as one request.
+Nothing else is retried: not a timeout, an answer (of any status), a partial answer, or a fresh connection.
 
 Failures surface as exceptions that map onto the load generator's error classes (see ``sender.send``):
 :class:`TimeoutError` when no full answer arrived within the timeout (connecting and waiting for a free
@@ -42,6 +48,10 @@ class HttpError(Exception):
     """The connection broke mid-answer or the answer was not HTTP/1.x."""
 
 
+class _ClosedBeforeAnswer(HttpError):
+    """The connection closed before a single byte of the answer arrived."""
+
+
 class ConnectError(Exception):
     """No connection could be opened."""
 
@@ -66,6 +76,8 @@ def build_request(url: URL, body: bytes, content_type: str = "application/json")
         f"POST {url.raw_path_qs or '/'} HTTP/1.1\r\nHost: {host_header}\r\nUser-Agent: {USER_AGENT}\r\n"
         f"Accept: */*\r\nContent-Type: {content_type}\r\nContent-Length: {len(body)}\r\n\r\n"
     )
+    if ":" in host:  # an IPv6 literal; a zone ID is percent-encoded in the URL (fe80::1%25eth0), not for connecting
+        host = host.replace("%25", "%", 1)
     return Origin(url.scheme, host, port), head.encode("ascii") + body
 
 
@@ -96,6 +108,7 @@ class _Connection(asyncio.Protocol):
         self.waiter: asyncio.Future[int] | None = None
         self.closed = False
         self.reusable = True
+        self.answered = False  # a byte of the current request's answer has arrived
         self.state = _HEAD
         self.remaining = 0
         self.status = 0
@@ -114,6 +127,7 @@ class _Connection(asyncio.Protocol):
         if waiter is None or waiter.done():
             self.abort()  # an answer nobody asked for: the connection is out of step
             return
+        self.answered = True
         self.buf += data
         try:
             done = self._parse()
@@ -126,6 +140,7 @@ class _Connection(asyncio.Protocol):
             waiter.set_result(self.status)
 
     def connection_lost(self, exc: Exception | None) -> None:
+        by_us = self.closed  # abort() was called: not a close by the server
         self.closed = True
         self.reusable = False
         self.client._lost(self)
@@ -136,13 +151,17 @@ class _Connection(asyncio.Protocol):
             waiter.set_result(self.status)
         else:
             reason = f": {exc}" if exc is not None else ""
-            waiter.set_exception(HttpError(f"connection closed before the answer was complete{reason}"))
+            if not self.answered and not by_us:
+                waiter.set_exception(_ClosedBeforeAnswer(f"connection closed before the answer began{reason}"))
+            else:
+                waiter.set_exception(HttpError(f"connection closed before the answer was complete{reason}"))
 
     # ---- requests -----------------------------------------------------------------------------------------
     def abort(self) -> None:
         self.reusable = False
         if not self.closed and self.transport is not None:
             self.closed = True
+            self.client._lost(self)
             self.transport.abort()
 
     async def exchange(self, request: bytes, deadline: float) -> int:
@@ -151,6 +170,7 @@ class _Connection(asyncio.Protocol):
         loop = self.client.loop
         waiter: asyncio.Future[int] = loop.create_future()
         self.waiter = waiter
+        self.answered = False
         self.transport.write(request)
         timer = loop.call_at(deadline, _expire, waiter)
         try:
@@ -274,6 +294,7 @@ class Client:
         self._idle: dict[Origin, list[_Connection]] = {}
         self._all: set[_Connection] = set()
         self._busy = 0
+        self._connecting = 0
         self._waiters: deque[asyncio.Future[None]] = deque()
         self._closing = False
         self._ssl: ssl.SSLContext | None = None
@@ -300,7 +321,18 @@ class Client:
             conn = self._take_idle(origin)
             if conn is None:
                 conn = await self._connect(origin, deadline)
-            status = await conn.exchange(request, deadline)
+                status = await conn.exchange(request, deadline)
+            else:
+                try:
+                    status = await conn.exchange(request, deadline)
+                except _ClosedBeforeAnswer:
+                    # A kept-alive connection the server had already closed (idle timeout) when the request
+                    # went out: not an answer from the server. Once more, on a fresh connection.
+                    if self._closing:
+                        raise
+                    conn = None
+                    conn = await self._connect(origin, deadline)
+                    status = await conn.exchange(request, deadline)
             ok = True
             return status
         finally:
@@ -321,7 +353,10 @@ class Client:
         while idle:
             conn = idle.pop()  # most recently used first: keeps few connections warm
             if not conn.closed:
-                return conn
+                assert conn.transport is not None
+                if not conn.transport.is_closing():  # the server's close seen, connection_lost not yet run
+                    return conn
+                conn.abort()
         return None
 
     async def _wait_free(self, deadline: float) -> None:
@@ -332,13 +367,14 @@ class Client:
                 await waiter
 
     async def _connect(self, origin: Origin, deadline: float) -> _Connection:
-        if len(self._all) >= self.limit:
+        if len(self._all) + self._connecting >= self.limit:  # connections being opened count too
             self._close_one_idle()
         tls: ssl.SSLContext | None = None
         if origin.scheme == "https":
             if self._ssl is None:
                 self._ssl = ssl.create_default_context()
             tls = self._ssl
+        self._connecting += 1
         try:
             async with asyncio.timeout_at(deadline):
                 _, conn = await self.loop.create_connection(
@@ -348,8 +384,12 @@ class Client:
                     ssl=tls,
                     server_hostname=origin.host if tls is not None else None,
                 )
+        except TimeoutError:  # the request's deadline (an OSError too, so caught first): a timeout, as documented
+            raise
         except OSError as err:  # refused, unreachable, unknown host (gaierror), TLS handshake (SSLError)
             raise ConnectError(f"cannot connect to {origin.host}:{origin.port}: {err}") from err
+        finally:
+            self._connecting -= 1
         return conn
 
     def _close_one_idle(self) -> None:
