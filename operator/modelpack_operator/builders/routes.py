@@ -59,17 +59,18 @@ def _entry_bytes(key: str, value: str | int) -> int:
     return len(json.dumps(key)) + len(json.dumps(value)) + 2
 
 
-def _shard_servers(pack: ModelPack, placement: Placement, settings: ServerSettings, limit: int) -> list[list[Server]]:
-    """Whole servers per shard, greedily in server order, so shards change only where servers do."""
+def _shard_servers(
+    pack: ModelPack, placement: Placement, settings: ServerSettings, limit: int
+) -> list[list[tuple[Server, list[tuple[str, str]]]]]:
+    """Whole servers (with their routes) per shard, greedily in server order, so shards change only where
+    servers do."""
     # Bytes of a shard with no entries: the two JSON objects around them.
     envelope = len("{}") + len(json.dumps({"assignment": {}, "modelsPerServer": placement.models_per_server}))
-    shards: list[list[Server]] = [[]]
+    shards: list[list[tuple[Server, list[tuple[str, str]]]]] = [[]]
     used = envelope
     for server in placement.servers:
-        size = sum(
-            _entry_bytes(model, url) + _entry_bytes(model, server.index)
-            for model, url in _server_routes(pack, server, settings)
-        )
+        server_routes = _server_routes(pack, server, settings)
+        size = sum(_entry_bytes(model, url) + _entry_bytes(model, server.index) for model, url in server_routes)
         if envelope + size > limit:
             raise RouteTableTooLarge(
                 f"server {server.index} alone routes {len(server.models)} models in {size} bytes, over the {limit} "
@@ -78,7 +79,7 @@ def _shard_servers(pack: ModelPack, placement: Placement, settings: ServerSettin
         if shards[-1] and used + size > limit:
             shards.append([])
             used = envelope
-        shards[-1].append(server)
+        shards[-1].append((server, server_routes))
         used += size
     return shards
 
@@ -91,9 +92,9 @@ def route_tables(
     namespace = pack.metadata.namespace or "default"
     owner = owner_reference("ModelPack", name, pack.metadata.uid or "")
     out = []
-    for k, servers in enumerate(_shard_servers(pack, placement, settings, limit)):
-        table = {model: url for server in servers for model, url in _server_routes(pack, server, settings)}
-        assignment = {model: server.index for server in servers for model in server.models}
+    for k, shard in enumerate(_shard_servers(pack, placement, settings, limit)):
+        table = {model: url for _, server_routes in shard for model, url in server_routes}
+        assignment = {model: server.index for server, _ in shard for model in server.models}
         remembered = {"modelsPerServer": placement.models_per_server, "assignment": assignment}
         labels = {L.PACK: name, L.COMPONENT: L.ROUTES_COMPONENT, L.INSTANCE: name}
         obj = {

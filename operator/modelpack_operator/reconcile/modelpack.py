@@ -140,8 +140,9 @@ def reconcile_pack(kube: Kube, body: dict[str, Any], settings: OperatorSettings)
             live = None if f"Deployment/{deployment_name}" in changed else by_name.get(deployment_name)
             health[server.index] = deployment_health(live, replicas)
         _explain_stuck_servers(kube, namespace, name, live_deployments, health, settings)
-        all_routes = routes(pack, placement, settings.server)
-        table = all_routes if len(all_routes) <= settings.reconcile.routes_in_status_max else None
+        # Only small packs list their routes in status: a large one's table is not even built here.
+        if sum(len(s.models) for s in placement.servers) <= settings.reconcile.routes_in_status_max:
+            table = routes(pack, placement, settings.server)
     observation = PackObservation(
         generation=meta.get("generation"),
         placement=placement,
