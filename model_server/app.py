@@ -94,12 +94,14 @@ def create_app(settings: Settings) -> FastAPI:
         store = open_store(settings.store, settings.cache_dir)
         names = settings.models if settings.models is not None else await asyncio.to_thread(store.list_models)
         load_pool = ThreadPoolExecutor(settings.load_workers, thread_name_prefix="load")
-        infer_pool = ThreadPoolExecutor(settings.resolved_inference_workers(), thread_name_prefix="infer")
+        inference_threads = settings.resolved_inference_workers()
+        infer_pool = ThreadPoolExecutor(inference_threads, thread_name_prefix="infer")
         registry = Registry(
             store,
             memory_budget=settings.memory_budget,
             load_executor=load_pool,
             inference_executor=infer_pool,
+            inference_threads=inference_threads,
             batching=BatchingPolicy(
                 settings.max_batch_size, settings.max_queue_delay_ms / 1000.0, settings.max_queue_size
             ),

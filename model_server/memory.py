@@ -28,7 +28,9 @@ class Trimmer:
     def __init__(self, min_interval_s: float = 1.0) -> None:
         self._trim = _find_trim()
         self._interval = min_interval_s
-        self._last = 0.0
+        # None, not 0.0: the monotonic clock counts from boot, so "0.0 = long ago" would refuse every trim
+        # on a machine up for less than one interval.
+        self._last: float | None = None
         self._due = False
         self._lock = threading.Lock()
 
@@ -42,7 +44,7 @@ class Trimmer:
             return False
         with self._lock:
             now = time.monotonic()
-            if now - self._last < self._interval:
+            if self._last is not None and now - self._last < self._interval:
                 return False
             self._due, self._last = False, now
         self._trim(0)

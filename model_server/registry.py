@@ -71,7 +71,9 @@ class Entry:
     config: ModelConfig | None = None
     loads: int = field(default=0)
     failures: int = 0  # consecutive failed loads, for the back-off; 0 after a success
-    retry_at: float = 0.0  # registry clock time from which a FAILED model may be tried again
+    # Registry clock time from which a FAILED model may be tried again; -inf, not 0.0: a clock that counts from
+    # boot (or from anywhere) owes nothing to zero.
+    retry_at: float = float("-inf")
 
 
 Loader = Callable[[str, Path, ModelConfig | None], LoadedModel]
@@ -93,6 +95,7 @@ class Registry:
         load_executor: Executor,
         inference_executor: Executor,
         batching: BatchingPolicy,
+        inference_threads: int = 1,
         metrics: ServerMetrics,
         loader: Loader = load_model,
         max_pending_loads: int = 32,
@@ -106,6 +109,8 @@ class Registry:
         self.memory_used = 0
         self._load_executor = load_executor
         self._inference_executor = inference_executor
+        # One slot per inference thread, shared by every model's batcher: a batch is formed when a thread is free.
+        self._inference_slots = asyncio.Semaphore(max(1, inference_threads))
         self._batching = batching
         self.metrics = metrics
         self._loader = loader
@@ -230,6 +235,7 @@ class Registry:
             max_queue_delay_s=self._batching.max_queue_delay_s,
             max_queue_size=self._batching.max_queue_size,
             metrics=self.metrics,
+            slots=self._inference_slots,
         )
         entry.state, entry.failures = ModelState.READY, 0
         entry.loads += 1

@@ -56,8 +56,9 @@ class Settings:
     max_batch_size: int = 8
     """Largest dynamic batch; a model's config.json may lower it."""
 
-    max_queue_delay_ms: float = 5.0
-    """How long the oldest queued request waits for others to fill a batch."""
+    max_queue_delay_ms: float = 0.0
+    """Upper bound on holding a busy model's next batch for more requests, ms. Never applied to a request reaching
+    an idle model; 0 (the default) never holds: batches form from what queued while the model ran."""
 
     max_queue_size: int = 256
     """Requests waiting per model; beyond it the server answers 503 with Retry-After."""

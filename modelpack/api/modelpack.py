@@ -112,7 +112,11 @@ class Batching(ApiModel):
 
     max_batch_size: int = Field(default=8, ge=1, le=1024, description="Largest batch run at once.")
     max_queue_delay_ms: float = Field(
-        default=5.0, ge=0, le=10_000, description="How long the first request waits for others to join, ms."
+        default=0.0,
+        ge=0,
+        le=10_000,
+        description="Upper bound, ms, on holding a busy model's next batch for more requests; a request to an idle"
+        " model never waits. 0 never holds: batches form from what queued while the model ran.",
     )
     max_queue_size: int = Field(
         default=256,

@@ -68,7 +68,7 @@ def register(parser: argparse.ArgumentParser) -> None:
     )
     add("--memory-budget", help="bytes of loaded models, e.g. 2Gi (default 2Gi)" + env("memory_budget"))
     add("--max-batch-size", help="largest dynamic batch (default 8)" + env("max_batch_size"))
-    add("--max-queue-delay-ms", help="batching delay, ms (default 5)" + env("max_queue_delay_ms"))
+    add("--max-queue-delay-ms", help="busy model's longest batch hold, ms (default 0)" + env("max_queue_delay_ms"))
     add("--max-queue-size", help="queued requests per model before 503 (default 256)" + env("max_queue_size"))
     add("--preload", action="store_true", default=None, help="load models at start" + env("preload"))
     add(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 
@@ -99,3 +100,80 @@ async def test_close_drains_queue_then_refuses(pool) -> None:  # type: ignore[no
     assert (pending.result()[0] == 2).all()
     with pytest.raises(BatcherClosedError):
         await batcher.submit(rows(1))
+
+
+class Gated(Doubler):
+    """A Doubler whose first batch blocks until released, so a test can queue requests behind a running batch."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.running = threading.Event()
+        self.release = threading.Event()
+
+    def __call__(self, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
+        if not self.batches:
+            self.running.set()
+            self.release.wait(10)
+        return super().__call__(inputs)
+
+
+async def _until(event: threading.Event) -> None:
+    for _ in range(1000):
+        if event.is_set():
+            return
+        await asyncio.sleep(0.005)
+    raise AssertionError("the first batch never started")
+
+
+async def test_a_lone_request_to_an_idle_model_does_not_wait_for_the_delay(pool) -> None:  # type: ignore[no-untyped-def]
+    run = Doubler()
+    batcher = Batcher(run, pool, max_batch_size=8, max_queue_delay_s=30.0, max_queue_size=64)
+    (out,) = await asyncio.wait_for(batcher.submit(rows(1)), timeout=10)  # far less than the 30 s bound
+    assert (out == 2).all() and run.batches == [1]
+    await batcher.close()
+
+
+async def test_requests_arriving_during_a_batch_form_the_next_one(pool) -> None:  # type: ignore[no-untyped-def]
+    run = Gated()
+    batcher = Batcher(run, pool, max_batch_size=8, max_queue_delay_s=0.0, max_queue_size=64)
+    first = asyncio.create_task(batcher.submit(rows(1)))
+    await _until(run.running)
+    later = [asyncio.create_task(batcher.submit(rows(1, value=i))) for i in range(3)]
+    await asyncio.sleep(0.01)
+    run.release.set()
+    await asyncio.gather(first, *later)
+    assert run.batches == [1, 3]
+    assert [int(t.result()[0][0, 0]) for t in later] == [0, 2, 4]
+    await batcher.close()
+
+
+async def test_models_sharing_busy_threads_batch_what_queued_meanwhile(pool) -> None:  # type: ignore[no-untyped-def]
+    slots = asyncio.Semaphore(1)  # one inference thread for both models
+    run_a, run_b = Gated(), Doubler()
+    a = Batcher(run_a, pool, max_batch_size=8, max_queue_delay_s=0.0, max_queue_size=64, slots=slots)
+    b = Batcher(run_b, pool, max_batch_size=8, max_queue_delay_s=0.0, max_queue_size=64, slots=slots)
+    busy = asyncio.create_task(a.submit(rows(1)))
+    await _until(run_a.running)
+    queued = [asyncio.create_task(b.submit(rows(1))) for _ in range(3)]
+    await asyncio.sleep(0.01)
+    assert run_b.batches == []  # B waits for the thread A holds
+    run_a.release.set()
+    await asyncio.gather(busy, *queued)
+    assert run_b.batches == [3]  # one batch of what queued while the thread was busy
+    await a.close()
+    await b.close()
+
+
+async def test_a_busy_model_holds_up_to_the_delay_for_a_fuller_batch(pool) -> None:  # type: ignore[no-untyped-def]
+    run = Gated()
+    batcher = Batcher(run, pool, max_batch_size=8, max_queue_delay_s=0.5, max_queue_size=64)
+    first = asyncio.create_task(batcher.submit(rows(1)))
+    await _until(run.running)
+    behind = asyncio.create_task(batcher.submit(rows(1)))  # queued behind a running batch: the model is busy
+    await asyncio.sleep(0.01)
+    run.release.set()
+    await first
+    more = [asyncio.create_task(batcher.submit(rows(1))) for _ in range(3)]  # arrive within the hold
+    await asyncio.gather(behind, *more)
+    assert run.batches == [1, 4]
+    await batcher.close()
