@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import re
+import sys
 
 from modelpack.cli.errors import CliError
 
@@ -67,8 +69,6 @@ def run(args: argparse.Namespace) -> int:
     except Exception as err:  # kubernetes.config raises several types for a missing or broken kubeconfig
         raise CliError(f"cannot load Kubernetes credentials: {err}") from None
     if args.kubeconfig:
-        import os
-
         os.environ["KUBECONFIG"] = args.kubeconfig  # kopf reads credentials on its own
     if args.metrics_port:
         from modelpack_operator import metrics
@@ -84,4 +84,8 @@ def run(args: argparse.Namespace) -> int:
         namespaces=args.namespace,
         liveness_endpoint=None if args.liveness == "off" else args.liveness,
     )
-    return 0
+    # kopf has stopped; reconcile threads still running (a large write cut short) would keep the interpreter
+    # alive at exit, past the pod's grace period. Their work is redone by the next operator, so do not wait.
+    logging.shutdown()
+    sys.stdout.flush()
+    os._exit(0)

@@ -16,6 +16,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import threading
 from typing import Any
 
 import kopf
@@ -55,12 +57,28 @@ async def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     _resync_task = asyncio.create_task(_resync_forever(runtime))
 
 
+STOP_DEADLINE_SECONDS = 20.0
+"""After SIGTERM the process ends within this long whatever a reconcile thread is doing (the pod's grace period
+is 30 s): reconciles are level-triggered and idempotent, so one cut short is redone by the next operator."""
+
+
 @kopf.on.cleanup()
 async def stop(**_: Any) -> None:
+    if _runtime is not None:
+        _runtime.stop()  # queued reconciles do not start; a running one is cut short by the watchdog below
+    watchdog = threading.Timer(STOP_DEADLINE_SECONDS, _exit_now)
+    watchdog.daemon = True
+    watchdog.start()
     if _resync_task is not None:
         _resync_task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await _resync_task
+
+
+def _exit_now() -> None:
+    log.warning("still stopping after %.0fs: exiting without waiting for reconcile threads", STOP_DEADLINE_SECONDS)
+    logging.shutdown()
+    os._exit(0)
 
 
 async def _resync_forever(runtime: Runtime) -> None:

