@@ -12,6 +12,7 @@ from typing import Any, Protocol
 from urllib.parse import unquote, urlparse
 
 from model_server.config import CONFIG_FILE, MODEL_FILE
+from modelpack.modelnames import model_name_problem
 
 
 class StoreError(ValueError):
@@ -55,6 +56,8 @@ class LocalStore:
             raise StoreError(f"cannot read store {self.root}: {err}") from None
 
     def problem(self, name: str) -> str | None:
+        if (bad := model_name_problem(name)) is not None:
+            return bad
         folder = self.root / name
         if not folder.is_dir():
             return f"no folder {name!r} in store {self.root}"
@@ -64,7 +67,7 @@ class LocalStore:
         return None
 
     def model_dir(self, name: str) -> Path:
-        return self.root / name
+        return self.root / _checked(name)
 
 
 class S3Store:
@@ -113,9 +116,10 @@ class S3Store:
             raise StoreError(f"{self.uri} holds no objects: nothing to serve (is the prefix right?)")
 
     def problem(self, name: str) -> str | None:
-        return None if name and "/" not in name else f"bad model name {name!r}"
+        return model_name_problem(name)
 
     def model_dir(self, name: str) -> Path:
+        _checked(name)
         with self._locks_guard:
             lock = self._locks.setdefault(name, threading.Lock())
         with lock:
@@ -126,8 +130,8 @@ class S3Store:
             for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix):
                 for obj in page.get("Contents", []):
                     relative = obj["Key"][len(prefix) :]
-                    if not relative or relative.endswith("/"):
-                        continue
+                    if not relative or relative.endswith("/") or ".." in relative.split("/"):
+                        continue  # folders, and keys that would land outside the model's cache folder
                     found = True
                     path = target / relative
                     if path.is_file() and path.stat().st_size == obj["Size"]:
@@ -139,6 +143,13 @@ class S3Store:
             if not found:
                 raise FileNotFoundError(f"no objects under s3://{self.bucket}/{prefix}")
             return target
+
+
+def _checked(name: str) -> str:
+    """``name`` if it is a model name; a name with ``/`` or ``..`` never becomes a path (defence in depth)."""
+    if (bad := model_name_problem(name)) is not None:
+        raise StoreError(bad)
+    return name
 
 
 def open_store(uri: str, cache_dir: Path) -> Store:

@@ -8,15 +8,20 @@ same message.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Annotated, Any, ClassVar, TypeVar
 
-from pydantic import BaseModel, ConfigDict, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 from pydantic.alias_generators import to_camel
 
 DURATION_PATTERN = r"^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$"
 QUANTITY_PATTERN = r"^[0-9]+(\.[0-9]+)?(Ki|Mi|Gi|Ti|k|M|G|T)?$"
+RESOURCE_QUANTITY_PATTERN = r"^[0-9]+(\.[0-9]+)?(m|Ki|Mi|Gi|Ti|Pi|k|M|G|T|P)?$"
+"""A container resource quantity: like QUANTITY_PATTERN plus millis (``100m`` of CPU)."""
+QUALIFIED_NAME_PATTERN = r"^([a-z0-9]([-a-z0-9.]*[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$"
+"""A Kubernetes qualified name (label key, resource name): an optional DNS-subdomain prefix and a name."""
+LABEL_VALUE_PATTERN = r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$"
 
 _DURATION_PART = re.compile(r"([0-9]+(?:\.[0-9]+)?)(ms|s|m|h)")
 _DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
@@ -38,6 +43,67 @@ def parse_duration(text: str) -> float:
     if not re.fullmatch(DURATION_PATTERN, text):
         raise ValueError(f"invalid duration {text!r}: use a number with ms, s, m or h, e.g. 30s or 1m30s")
     return sum(float(n) * _DURATION_UNITS[u] for n, u in _DURATION_PART.findall(text))
+
+
+def parse_resource_quantity(text: str) -> float:
+    """A container resource quantity as a number (``100m`` is 0.1), for comparing requests with limits."""
+    match = re.fullmatch(r"([0-9]+(?:\.[0-9]+)?)(m|Ki|Mi|Gi|Ti|Pi|k|M|G|T|P)?", text)
+    if not match:
+        raise ValueError(f"invalid quantity {text!r}: use a number with an optional unit, e.g. 500m, 2 or 4Gi")
+    unit = match.group(2) or ""
+    scale = 0.001 if unit == "m" else {**_QUANTITY_UNITS, "Pi": 2**50, "P": 10**15}[unit]
+    return float(match.group(1)) * scale
+
+
+def _bounded(kind: str, pattern: str, parse: Callable[[str], float], cel_of: str, minimum: str, maximum: str) -> Any:
+    """A string type holding a ``kind`` between two bounds, checked by the API server (CEL ``cel_of(...)`` compared
+    with the bounds) and by pydantic (``parse``) with one message."""
+    lo, hi = parse(minimum), parse(maximum)
+    message = f"must be a {kind} from {minimum} to {maximum}"
+    if cel_of == "duration":
+        cel = f"duration(self) >= duration('{minimum}') && duration(self) <= duration('{maximum}')"
+    else:
+        cel = (
+            f"{cel_of}(self).compareTo({cel_of}('{minimum}')) >= 0 && "
+            f"{cel_of}(self).compareTo({cel_of}('{maximum}')) <= 0"
+        )
+
+    def check(value: str) -> str:
+        if not lo <= parse(value) <= hi:
+            raise ValueError(message)
+        return value
+
+    schema = {"x-kubernetes-validations": [{"rule": cel, "message": message}]}
+    return Annotated[str, Field(pattern=pattern, max_length=32, json_schema_extra=schema), AfterValidator(check)]
+
+
+def bounded_duration(minimum: str, maximum: str) -> Any:
+    """A duration type bounded to [minimum, maximum] (CEL's duration() reads the same Go-style spelling)."""
+    return _bounded("duration", DURATION_PATTERN, parse_duration, "duration", minimum, maximum)
+
+
+def bounded_quantity(minimum: str, maximum: str) -> Any:
+    """A byte quantity type bounded to [minimum, maximum] (CEL's Kubernetes quantity library on the API server)."""
+    return _bounded("quantity", QUANTITY_PATTERN, parse_quantity, "quantity", minimum, maximum)
+
+
+H = TypeVar("H", bound=Hashable)
+
+
+def _unique(items: Sequence[H] | None) -> Sequence[H] | None:
+    if items is None:
+        return None
+    seen: set[H] = set()
+    for item in items:
+        if item in seen:
+            raise ValueError(f"Duplicate value: {item!r} (the list is a set)")
+        seen.add(item)
+    return items
+
+
+Unique = AfterValidator(_unique)
+"""Refuses duplicates; pair with ``json_schema_extra=SET`` so the API server does the same."""
+SET = {"x-kubernetes-list-type": "set"}
 
 
 def parse_quantity(text: str) -> int:

@@ -13,6 +13,13 @@ VERSION = "v1alpha1"
 API_VERSION = f"{GROUP}/{VERSION}"
 
 NAME_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+"""A DNS label (RFC 1123): what most object names must be."""
+SUBDOMAIN_PATTERN = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"
+"""A DNS subdomain (ConfigMap, PriorityClass names)."""
+PACK_NAME_PATTERN = r"^[a-z]([-a-z0-9]*[a-z0-9])?$"
+"""A DNS-1035 label: a pack's name starts its Services' names, and a Service name must start with a letter."""
+PACK_NAME_MAX = 50
+"""Longest ModelPack name: ``<pack>-s<index:04d>`` (its Deployments and Services) must fit in 63 characters."""
 
 
 class ObjectMeta(ApiModel):

@@ -40,6 +40,17 @@ def _all_models(root: type[BaseModel]) -> dict[str, type[ApiModel]]:
     return found
 
 
+def _validations(model: type[ApiModel]) -> list[dict[str, str]]:
+    """A model's rules as CEL ``x-kubernetes-validations`` (with the field they are about, when one is named)."""
+    checks = [
+        {"rule": r.cel, "message": r.message, **({"fieldPath": r.field_path} if r.field_path else {})}
+        for r in model.rules
+    ]
+    if model.immutable_message:
+        checks.append({"rule": "self == oldSelf", "message": model.immutable_message})
+    return checks
+
+
 def _convert(node: Any, defs: dict[str, Any], models: dict[str, type[ApiModel]]) -> Any:
     if isinstance(node, list):
         return [_convert(n, defs, models) for n in node]
@@ -54,10 +65,7 @@ def _convert(node: Any, defs: dict[str, Any], models: dict[str, type[ApiModel]])
             # The API server checks a default against the rules without applying nested defaults: spell it out.
             target["default"] = model().to_dict()
         if model is not None and (model.rules or model.immutable_message):
-            checks = [{"rule": r.cel, "message": r.message} for r in model.rules]
-            if model.immutable_message:
-                checks.append({"rule": "self == oldSelf", "message": model.immutable_message})
-            target["x-kubernetes-validations"] = checks
+            target["x-kubernetes-validations"] = [*target.get("x-kubernetes-validations", []), *_validations(model)]
         return _convert(target, defs, models)
     if "anyOf" in node:
         branches = [b for b in node["anyOf"] if b.get("type") != "null"]
@@ -71,6 +79,8 @@ def _convert(node: Any, defs: dict[str, Any], models: dict[str, type[ApiModel]])
         if types <= {"integer", "number", "string"}:
             return _convert({**rest, "x-kubernetes-int-or-string": True}, defs, models)
         raise ValueError(f"cannot express union {node} in a structural schema")
+    if "patternProperties" in node:
+        node = _keys_as_cel(node)
     out: dict[str, Any] = {}
     for key, value in node.items():
         if key in _DROP:
@@ -91,6 +101,8 @@ def _convert(node: Any, defs: dict[str, Any], models: dict[str, type[ApiModel]])
             out[key] = _convert(value, defs, models)
         else:
             out[key] = value
+    if out.get("type") == "object" and "maxLength" in out:
+        out["maxProperties"] = out.pop("maxLength")  # pydantic spells a dict's max_length like a string's
     if "enum" in out and "type" not in out:
         out["type"] = "string"
     if out.get("x-kubernetes-preserve-unknown-fields") and "type" not in out:
@@ -101,6 +113,26 @@ def _convert(node: Any, defs: dict[str, Any], models: dict[str, type[ApiModel]])
         del out["additionalProperties"]
         out["x-kubernetes-preserve-unknown-fields"] = True
     return out
+
+
+def _keys_as_cel(node: dict[str, Any]) -> dict[str, Any]:
+    """A map with constrained keys (JSON Schema patternProperties / propertyNames, which a structural schema
+    cannot hold) as additionalProperties plus a CEL rule on the keys, with the same bounds."""
+    rest = {k: v for k, v in node.items() if k not in ("patternProperties", "propertyNames")}
+    ((pattern, values),) = node["patternProperties"].items()
+    names = node.get("propertyNames") or {}
+    checks = [f"k.matches('{pattern}')"]
+    if "maxLength" in names:
+        checks.insert(0, f"size(k) <= {names['maxLength']}")
+    rule = {
+        "rule": f"self.all(k, {' && '.join(checks)})",
+        "message": f"every key must match {pattern}" + (f", at most {names['maxLength']} characters" if names else ""),
+    }
+    return {
+        **rest,
+        "additionalProperties": values,
+        "x-kubernetes-validations": [*rest.get("x-kubernetes-validations", []), rule],
+    }
 
 
 def openapi_schema(model: type[ApiModel]) -> dict[str, Any]:
@@ -115,6 +147,9 @@ def openapi_schema(model: type[ApiModel]) -> dict[str, Any]:
     props["metadata"] = {"type": "object"}
     schema["required"] = ["spec"]
     schema["description"] = (model.__doc__ or "").strip()
+    if model.rules:
+        # Root rules may read metadata.name (the only metadata CEL sees), e.g. to bound what child names derive from.
+        schema["x-kubernetes-validations"] = _validations(model)
     return schema
 
 
@@ -124,17 +159,18 @@ _PRINTER_COLUMNS: dict[str, list[dict[str, str]]] = {
         {"name": "Models", "type": "integer", "jsonPath": ".status.models"},
         {"name": "Servers", "type": "integer", "jsonPath": ".status.servers"},
         {"name": "Ready", "type": "string", "jsonPath": '.status.conditions[?(@.type=="Ready")].status'},
-        {"name": "Phase", "type": "string", "jsonPath": ".status.phase", "priority": "1"},
+        {"name": "Phase", "type": "string", "jsonPath": ".status.phase"},
         {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
     ],
     "LoadTest": [
         {"name": "Phase", "type": "string", "jsonPath": ".status.phase"},
         {"name": "RPS", "type": "number", "jsonPath": ".status.results.throughput"},
-        {"name": "P50", "type": "number", "jsonPath": ".status.results.latencyMs.p50"},
-        {"name": "P99", "type": "number", "jsonPath": ".status.results.latencyMs.p99"},
+        {"name": "P50(ms)", "type": "number", "jsonPath": ".status.results.latencyMs.p50"},
+        {"name": "P99(ms)", "type": "number", "jsonPath": ".status.results.latencyMs.p99"},
         {"name": "Errors", "type": "integer", "jsonPath": ".status.results.errors"},
+        {"name": "Dropped", "type": "integer", "jsonPath": ".status.results.errorsByClass.dropped", "priority": "1"},
         {"name": "SLO", "type": "string", "jsonPath": ".status.sloVerdict"},
-        {"name": "Cost/1M", "type": "number", "jsonPath": ".status.cost.costPerMillionRequests", "priority": "1"},
+        {"name": "Cost/1M", "type": "string", "jsonPath": ".status.cost.perMillion", "priority": "1"},
         {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
     ],
 }

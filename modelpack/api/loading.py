@@ -72,7 +72,18 @@ def load_file(path: str | Path) -> list[ModelPack | LoadTest]:
     try:
         docs = [d for d in yaml.safe_load_all(text) if d is not None]
     except yaml.YAMLError as err:
-        raise InvalidObjectError(f"{p}: not valid YAML: {err}") from None
+        raise InvalidObjectError(f"{p}: not valid YAML: {_yaml_problem(err)}") from None
     if not docs:
         raise InvalidObjectError(f"{p}: no objects in file")
-    return [parse_object(d, f"{p}#{i}" if len(docs) > 1 else str(p)) for i, d in enumerate(docs)]
+    # Documents count from 1, as a person counts them: two.yaml#2 is the second document.
+    return [parse_object(d, f"{p}#{i}" if len(docs) > 1 else str(p)) for i, d in enumerate(docs, start=1)]
+
+
+def _yaml_problem(err: yaml.YAMLError) -> str:
+    """PyYAML's complaint at a 1-based line and column, without its ``in "<unicode string>"`` marks."""
+    if not isinstance(err, yaml.MarkedYAMLError):
+        return str(err)
+    mark = err.problem_mark or err.context_mark
+    where = f"line {mark.line + 1}, column {mark.column + 1}" if mark is not None else "unknown position"
+    what = " ".join(x for x in (err.context, err.problem) if x)
+    return f"{where}: {what or 'malformed'}"

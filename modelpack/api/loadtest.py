@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
-from modelpack.api.base import DURATION_PATTERN, ApiModel, Rule, StatusModel, parse_duration
-from modelpack.api.common import NAME_PATTERN, Condition, LatencySummary, ObjectMeta
+from modelpack.api.base import SET, ApiModel, Rule, StatusModel, Unique, bounded_duration, parse_duration
+from modelpack.api.common import PACK_NAME_MAX, PACK_NAME_PATTERN, Condition, LatencySummary, ObjectMeta
+from modelpack.api.modelpack import MAX_MODELS, ModelName
 
 LoadMode = Literal["constant-rate", "concurrency", "sweep"]
 Spread = Literal["uniform", "zipf", "round-robin"]
+MAX_RATE = 1_000_000.0
+"""Requests per second one LoadTest may ask for (all workers together)."""
+MAX_SWEEP_STEPS = 1000
+RunDuration = bounded_duration("1s", "24h")
+WarmupDuration = bounded_duration("0s", "1h")
+RequestTimeout = bounded_duration("10ms", "10m")
+StepDuration = bounded_duration("1s", "1h")
 
 
 class TargetModels(ApiModel):
@@ -19,9 +27,17 @@ class TargetModels(ApiModel):
     selection: Literal["all", "list", "sample"] = Field(
         default="all", description="`all` models of the pack, a `list` of names, or a random `sample`."
     )
-    names: list[str] | None = Field(default=None, min_length=1, description="Model names for `list`.")
-    sample_size: int | None = Field(default=None, ge=1, description="How many models `sample` draws.")
-    seed: int = Field(default=0, description="Seed of the sample and of the request spread.")
+    names: Annotated[list[ModelName], Unique] | None = Field(
+        default=None,
+        min_length=1,
+        max_length=MAX_MODELS,
+        description="Model names for `list` (unique, each one of the pack's).",
+        json_schema_extra=SET,
+    )
+    sample_size: int | None = Field(
+        default=None, ge=1, le=MAX_MODELS, description="How many models `sample` draws (at most the pack's models)."
+    )
+    seed: int = Field(default=0, ge=0, le=2**31 - 1, description="Seed of the sample and of the request spread.")
 
     rules = (
         Rule(
@@ -34,13 +50,25 @@ class TargetModels(ApiModel):
             message="target.models.sampleSize is required when selection is sample",
             check=lambda m: m.selection != "sample" or m.sample_size is not None,
         ),
+        Rule(
+            cel="self.selection == 'list' || !has(self.names)",
+            message="target.models.names goes with selection list",
+            check=lambda m: m.selection == "list" or m.names is None,
+        ),
+        Rule(
+            cel="self.selection == 'sample' || !has(self.sampleSize)",
+            message="target.models.sampleSize goes with selection sample",
+            check=lambda m: m.selection == "sample" or m.sample_size is None,
+        ),
     )
 
 
 class Target(ApiModel):
     """The ModelPack under test and how requests spread over its models."""
 
-    model_pack: str = Field(pattern=NAME_PATTERN, max_length=63, description="Name of a ModelPack in this namespace.")
+    model_pack: str = Field(
+        pattern=PACK_NAME_PATTERN, max_length=PACK_NAME_MAX, description="Name of a ModelPack in this namespace."
+    )
     models: TargetModels = Field(
         default_factory=TargetModels, json_schema_extra={"default": {}}, description="Which models receive requests."
     )
@@ -51,18 +79,36 @@ class Target(ApiModel):
 class Stage(ApiModel):
     """One step of a staged load: hold a rate (or concurrency) for a while, ramping from the previous one."""
 
-    duration: str = Field(pattern=DURATION_PATTERN, description="How long the stage lasts, e.g. 30s.")
-    rate: float | None = Field(default=None, gt=0, description="Target requests per second at the end of the stage.")
-    concurrency: int | None = Field(default=None, ge=1, description="Requests in flight (concurrency mode).")
+    duration: RunDuration = Field(description="How long the stage lasts, 1s to 24h, e.g. 30s.")
+    rate: float | None = Field(
+        default=None, gt=0, le=MAX_RATE, description="Target requests per second at the end of the stage."
+    )
+    concurrency: int | None = Field(
+        default=None, ge=1, le=100_000, description="Requests in flight (concurrency mode)."
+    )
 
 
 class Sweep(ApiModel):
     """Raise the rate step by step until the SLO breaks (the perf_analyzer question)."""
 
-    start_rate: float = Field(default=10, gt=0, description="First step's requests per second.")
-    step_rate: float = Field(default=10, gt=0, description="Added at each step.")
-    max_rate: float = Field(default=10_000, gt=0, description="Never exceed this rate.")
-    step_duration: str = Field(default="10s", pattern=DURATION_PATTERN, description="Measured time per step.")
+    start_rate: float = Field(default=10, gt=0, le=MAX_RATE, description="First step's requests per second.")
+    step_rate: float = Field(default=10, gt=0, le=MAX_RATE, description="Added at each step.")
+    max_rate: float = Field(default=10_000, gt=0, le=MAX_RATE, description="Never exceed this rate.")
+    step_duration: StepDuration = Field(default="10s", description="Measured time per step, 1s to 1h.")
+
+    rules = (
+        Rule(
+            cel="self.startRate <= self.maxRate",
+            message="load.sweep.startRate cannot exceed load.sweep.maxRate",
+            check=lambda m: m.start_rate <= m.max_rate,
+        ),
+        Rule(
+            cel=f"(self.maxRate - self.startRate) / self.stepRate < {MAX_SWEEP_STEPS}.0",
+            message=f"load.sweep: (maxRate - startRate) / stepRate makes more than {MAX_SWEEP_STEPS} steps; "
+            "raise stepRate",
+            check=lambda m: (m.max_rate - m.start_rate) / m.step_rate < MAX_SWEEP_STEPS,
+        ),
+    )
 
 
 class Load(ApiModel):
@@ -74,18 +120,21 @@ class Load(ApiModel):
             "`constant-rate` (open loop), `concurrency` (closed loop) or `sweep` (find the max rate within SLO)."
         ),
     )
-    rate: float | None = Field(default=None, gt=0, le=1_000_000, description="Requests per second (constant-rate).")
+    rate: float | None = Field(default=None, gt=0, le=MAX_RATE, description="Requests per second (constant-rate).")
     arrival: Literal["uniform", "poisson"] = Field(
         default="uniform", description="Send times: evenly spaced or Poisson."
     )
     concurrency: int | None = Field(default=None, ge=1, le=100_000, description="Requests in flight (concurrency).")
     stages: list[Stage] | None = Field(
-        default=None, min_length=1, description="Optional ramp; replaces rate/concurrency."
+        default=None,
+        min_length=1,
+        max_length=100,
+        description="Optional ramp instead of rate/concurrency (constant-rate and concurrency modes).",
     )
     sweep: Sweep | None = Field(default=None, description="Sweep settings (mode sweep).")
-    duration: str = Field(default="30s", pattern=DURATION_PATTERN, description="Measured duration, after warm-up.")
-    warmup: str = Field(default="5s", pattern=DURATION_PATTERN, description="Load sent first and left out of results.")
-    timeout: str = Field(default="10s", pattern=DURATION_PATTERN, description="Per-request timeout.")
+    duration: RunDuration = Field(default="30s", description="Measured duration after warm-up, 1s to 24h.")
+    warmup: WarmupDuration = Field(default="5s", description="Load sent first and left out of results, 0s to 1h.")
+    timeout: RequestTimeout = Field(default="10s", description="Per-request timeout, 10ms to 10m.")
     max_in_flight: int = Field(default=1000, ge=1, le=100_000, description="Bound on outstanding requests per worker.")
 
     rules = (
@@ -109,6 +158,28 @@ class Load(ApiModel):
             message="load.concurrency is only valid in concurrency mode",
             check=lambda m: m.mode == "concurrency" or m.concurrency is None,
         ),
+        Rule(
+            cel="self.mode == 'sweep' || !has(self.sweep)",
+            message="load.sweep is only valid in sweep mode",
+            check=lambda m: m.mode == "sweep" or m.sweep is None,
+        ),
+        Rule(
+            cel="!has(self.stages) || (self.mode == 'constant-rate' ? (!has(self.rate) && "
+            "self.stages.all(s, has(s.rate) && !has(s.concurrency))) : self.mode == 'concurrency' ? "
+            "(!has(self.concurrency) && self.stages.all(s, has(s.concurrency) && !has(s.rate))) : false)",
+            message="load.stages replace load.rate / load.concurrency: in constant-rate mode every stage sets rate, "
+            "in concurrency mode every stage sets concurrency, and sweep mode has no stages",
+            check=lambda m: (
+                m.stages is None
+                or (
+                    m.rate is None and all(s.rate is not None and s.concurrency is None for s in m.stages)
+                    if m.mode == "constant-rate"
+                    else m.concurrency is None and all(s.concurrency is not None and s.rate is None for s in m.stages)
+                    if m.mode == "concurrency"
+                    else False
+                )
+            ),
+        ),
     )
 
     def duration_seconds(self) -> float:
@@ -128,7 +199,9 @@ class Payload(ApiModel):
         default="generated", description="`generated` from each model's declared inputs, or `given` below."
     )
     batch_size: int = Field(default=1, ge=1, le=1024, description="Rows per request (generated).")
-    text: str | None = Field(default=None, description="Text for BYTES inputs of text models (generated).")
+    text: str | None = Field(
+        default=None, max_length=65_536, description="Text for BYTES inputs of text models (generated)."
+    )
     request: dict[str, Any] | None = Field(
         default=None,
         description="A full Open Inference Protocol V2 request body sent as is (given).",
@@ -147,11 +220,13 @@ class Payload(ApiModel):
 class Slo(ApiModel):
     """Service level objective; every bound set must hold for the SLO to be met."""
 
-    p50_latency_ms: float | None = Field(default=None, gt=0, description="Median latency bound, ms.")
-    p90_latency_ms: float | None = Field(default=None, gt=0, description="p90 latency bound, ms.")
-    p99_latency_ms: float | None = Field(default=None, gt=0, description="p99 latency bound, ms.")
+    p50_latency_ms: float | None = Field(default=None, gt=0, le=3_600_000, description="Median latency bound, ms.")
+    p90_latency_ms: float | None = Field(default=None, gt=0, le=3_600_000, description="p90 latency bound, ms.")
+    p99_latency_ms: float | None = Field(default=None, gt=0, le=3_600_000, description="p99 latency bound, ms.")
     max_error_rate: float | None = Field(default=None, ge=0, le=1, description="Errors / requests bound, 0..1.")
-    min_throughput: float | None = Field(default=None, ge=0, description="Successful requests per second, at least.")
+    min_throughput: float | None = Field(
+        default=None, ge=0, le=MAX_RATE, description="Successful requests per second, at least."
+    )
 
 
 class LoadTestSpec(ApiModel):
@@ -165,7 +240,10 @@ class LoadTestSpec(ApiModel):
     payload: Payload = Field(default_factory=Payload, json_schema_extra={"default": {}}, description="Request bodies.")
     slo: Slo | None = Field(default=None, description="Objective evaluated into the SLOMet condition.")
     ttl_seconds_after_finished: int = Field(
-        default=600, ge=0, description="Delete the finished Job after this long; the LoadTest and its results stay."
+        default=600,
+        ge=0,
+        le=2_592_000,
+        description="Delete the finished Job after this long (at most 30 days); the LoadTest and its results stay.",
     )
 
     rules = (
@@ -185,6 +263,11 @@ class ErrorsByClass(StatusModel):
     http4xx: int = Field(default=0, alias="http4xx", description="Answered 4xx (bad request, unknown model).")
     http5xx: int = Field(default=0, alias="http5xx", description="Answered 5xx (e.g. 503 queue full).")
     other: int = Field(default=0, description="Any other failure.")
+    dropped: int = Field(
+        default=0,
+        description="Sends the load generator could not make (its in-flight bound stayed full to the end of the "
+        "window): a shortfall of the client, not an answer of the server; add workers or raise load.maxInFlight.",
+    )
 
 
 class ModelResult(StatusModel):
@@ -251,6 +334,15 @@ class Cost(StatusModel):
     cost_per_million_requests: float | None = Field(default=None, description="hourly_cost / (throughput*3600) * 1e6.")
     currency: str = "USD"
     price_source: str | None = None
+    per_million: str | None = Field(
+        default=None, description="cost_per_million_requests with its currency, e.g. '0.0213 USD' (printer column)."
+    )
+
+    @model_validator(mode="after")
+    def _display(self) -> Cost:
+        if self.cost_per_million_requests is not None:
+            self.per_million = f"{self.cost_per_million_requests:.4g} {self.currency}"
+        return self
 
 
 LoadTestPhase = Literal["Pending", "Running", "Succeeded", "Failed"]

@@ -14,6 +14,12 @@ from collections.abc import Sequence
 from modelpack import __version__
 from modelpack.cli.errors import CliError
 
+DESCRIPTION = (
+    "Pack thousands of distinct PyTorch models onto few servers and load-test them: on this machine "
+    "(`modelpack run`) or on Kubernetes (`modelpack operator`, with ModelPack and LoadTest resources)."
+)
+EPILOG = "Start with `modelpack run -f pack.yaml -f loadtest.yaml`; `modelpack COMMAND --help` for each command."
+
 # name -> (module, one-line help). Each module defines register(parser) and run(args) -> int.
 COMMANDS: dict[str, tuple[str, str]] = {
     "run": ("modelpack.cli.run", "Run a ModelPack and LoadTest on this machine, no cluster needed."),
@@ -29,7 +35,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
 
 
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="modelpack", description=__doc__.splitlines()[0] if __doc__ else None)
+    parser = argparse.ArgumentParser(prog="modelpack", description=DESCRIPTION, epilog=EPILOG)
     parser.add_argument("--version", action="version", version=f"modelpack {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, (module_name, help_text) in COMMANDS.items():
@@ -37,7 +43,7 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
         if only is None or name == only:
             module = importlib.import_module(module_name)
             module.register(sp)
-            sp.set_defaults(_run=module.run)
+            sp.set_defaults(_run=module.run, _parser=sp)
     return parser
 
 
@@ -45,7 +51,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
     command = next((a for a in args_list if not a.startswith("-")), None)
     parser = build_parser(only=command if command in COMMANDS else None)
-    args = parser.parse_args(args_list)
+    args, extra = parser.parse_known_args(args_list)
+    if extra:
+        # argparse would report a subcommand's unknown flag with the top-level usage, which does not list it.
+        getattr(args, "_parser", parser).error(f"unrecognized arguments: {' '.join(extra)}")
     if getattr(args, "_run", None) is None:
         parser.print_help()
         return 2

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import re
+import signal
+import sys
+import threading
 
 from modelpack.cli.errors import CliError
 
@@ -67,8 +71,6 @@ def run(args: argparse.Namespace) -> int:
     except Exception as err:  # kubernetes.config raises several types for a missing or broken kubeconfig
         raise CliError(f"cannot load Kubernetes credentials: {err}") from None
     if args.kubeconfig:
-        import os
-
         os.environ["KUBECONFIG"] = args.kubeconfig  # kopf reads credentials on its own
     if args.metrics_port:
         from modelpack_operator import metrics
@@ -77,11 +79,35 @@ def run(args: argparse.Namespace) -> int:
             metrics.serve(args.metrics_port)
         except OSError as err:
             raise CliError(f"--metrics-port {args.metrics_port}: cannot listen: {err.strerror}", exit_code=1) from None
-    handlers.install(Runtime(Kube(api_client), settings, args.namespace))
-    kopf.run(
-        standalone=True,
-        clusterwide=not args.namespace,
-        namespaces=args.namespace,
-        liveness_endpoint=None if args.liveness == "off" else args.liveness,
-    )
-    return 0
+    stop_flag = threading.Event()
+    handlers.install(Runtime(Kube(api_client), settings, args.namespace), stop_flag)
+    failure: list[BaseException] = []
+
+    def run_kopf() -> None:
+        try:
+            kopf.run(
+                standalone=True,
+                clusterwide=not args.namespace,
+                namespaces=args.namespace,
+                liveness_endpoint=None if args.liveness == "off" else args.liveness,
+                stop_flag=stop_flag,
+            )
+        except BaseException as err:  # reported by the main thread, which owns the exit code
+            failure.append(err)
+
+    # kopf runs in a thread so that signals reach this thread: the stop deadline starts at SIGTERM, not when
+    # kopf gets round to its cleanup handlers (after its watchers, which wait on reconcile threads).
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda signum, _frame: handlers.begin_stop(f"{signal.Signals(signum).name} received"))
+    thread = threading.Thread(target=run_kopf, name="kopf", daemon=True)
+    thread.start()
+    while thread.is_alive():
+        thread.join(0.5)
+    # Reconcile threads still running (a large write cut short) would keep the interpreter alive at exit, past
+    # the pod's grace period. Their work is redone by the next operator, so do not wait.
+    if failure:
+        logging.getLogger("modelpack.operator").error("operator failed: %s", failure[0], exc_info=failure[0])
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(1 if failure else 0)

@@ -17,7 +17,7 @@ from hdrh.histogram import HdrHistogram
 from modelpack.loadgen import histograms as h
 
 LATE_AFTER_S = 0.001
-ERROR_CLASSES = ("timeout", "connect", "http4xx", "http5xx", "other")
+ERROR_CLASSES = ("timeout", "connect", "http4xx", "http5xx", "other", "dropped")
 MAX_TIMELINE_BUCKETS = 600
 
 
@@ -159,7 +159,7 @@ class Tally:
         self.errors += count
         self.dropped += count
         self.late_sends += count
-        self.errors_by_class["other"] += count
+        self.errors_by_class["dropped"] += count
 
     @property
     def sent(self) -> int:

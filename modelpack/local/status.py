@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 
 from modelpack.api.common import Condition
 from modelpack.api.loadtest import Cost, LoadTestPhase, LoadTestStatus, Results, SloVerdict, SweepResult
+from modelpack.loadgen.slo import failed_run, run_summary
 
 
 def rfc3339(moment: datetime) -> str:
@@ -25,11 +26,16 @@ def build_status(
 ) -> LoadTestStatus:
     """Phase, results, verdict and the Complete/SLOMet conditions, as `kubectl get loadtest -o yaml` shows them."""
     now = rfc3339(finished)
-    phase: LoadTestPhase = "Failed" if (interrupted or failure or results is None) else "Succeeded"
+    failed = failed_run(results) if results is not None else None
+    phase: LoadTestPhase = "Failed" if (interrupted or failure or results is None or failed) else "Succeeded"
     if interrupted:
         complete = Condition(type="Complete", status="False", reason="Interrupted", message="Stopped by the user.")
     elif failure:
         complete = Condition(type="Complete", status="False", reason="Failed", message=failure)
+    elif failed is not None and results is not None:
+        complete = Condition(
+            type="Complete", status="True", reason="RequestsFailed", message=f"{run_summary(results)}; {failed[1]}"
+        )
     else:
         complete = Condition(type="Complete", status="True", reason="Finished", message="Results merged.")
     complete.last_transition_time = now

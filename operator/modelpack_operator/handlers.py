@@ -16,6 +16,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import threading
 from typing import Any
 
 import kopf
@@ -27,12 +29,16 @@ from modelpack_operator.runtime import Runtime
 log = logging.getLogger(__name__)
 _runtime: Runtime | None = None
 _resync_task: asyncio.Task[None] | None = None
+_stop_flag: threading.Event | None = None
+_watchdog: threading.Timer | None = None
 
 
-def install(runtime: Runtime) -> None:
-    """Give the handlers their runtime; ``modelpack operator`` calls this before ``kopf.run``."""
-    global _runtime
+def install(runtime: Runtime, stop_flag: threading.Event | None = None) -> None:
+    """Give the handlers their runtime, and the flag passed to ``kopf.run(stop_flag=...)`` that ``begin_stop``
+    sets; ``modelpack operator`` calls this before starting kopf."""
+    global _runtime, _stop_flag
     _runtime = runtime
+    _stop_flag = stop_flag
 
 
 def _rt() -> Runtime:
@@ -55,12 +61,41 @@ async def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     _resync_task = asyncio.create_task(_resync_forever(runtime))
 
 
+STOP_DEADLINE_SECONDS = 10.0
+"""After SIGTERM the process ends within this long whatever a reconcile thread is doing (the pod's grace period
+is 30 s): reconciles are level-triggered and idempotent, so one cut short is redone by the next operator."""
+
+
+def begin_stop(reason: str = "stopping") -> None:
+    """Start shutting down: queued reconciles do not start, kopf is told to stop, and whatever still runs after
+    ``STOP_DEADLINE_SECONDS`` is abandoned. Called from the SIGTERM handler, because kopf's own cleanup runs
+    only after its watchers end, which waits on reconcile threads. Safe to call more than once."""
+    global _watchdog
+    if _watchdog is not None:
+        return
+    log.info("%s: stopping within %.0fs", reason, STOP_DEADLINE_SECONDS)
+    if _runtime is not None:
+        _runtime.stop()
+    _watchdog = threading.Timer(STOP_DEADLINE_SECONDS, _exit_now)
+    _watchdog.daemon = True
+    _watchdog.start()
+    if _stop_flag is not None:
+        _stop_flag.set()
+
+
 @kopf.on.cleanup()
 async def stop(**_: Any) -> None:
+    begin_stop()
     if _resync_task is not None:
         _resync_task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await _resync_task
+
+
+def _exit_now() -> None:
+    log.warning("still stopping after %.0fs: exiting without waiting for reconcile threads", STOP_DEADLINE_SECONDS)
+    logging.shutdown()
+    os._exit(0)
 
 
 async def _resync_forever(runtime: Runtime) -> None:

@@ -9,6 +9,7 @@ left to the next trigger or resync: no retry loop can spin, and a broken object 
 from __future__ import annotations
 
 import logging
+import threading
 from collections import OrderedDict
 from collections.abc import Sequence
 
@@ -33,6 +34,11 @@ class Runtime:
         """Watched namespaces; empty means cluster-wide."""
         self._runs = Coalescer()
         self._deleted_packs: OrderedDict[str, None] = OrderedDict()
+        self.stopping = threading.Event()
+        """Set on shutdown: no new reconcile starts, so the process can end within its grace period."""
+
+    def stop(self) -> None:
+        self.stopping.set()
 
     def pack(self, namespace: str, name: str) -> None:
         self._runs.run(("ModelPack", namespace, name), lambda: self._pack(namespace, name))
@@ -56,6 +62,8 @@ class Runtime:
         self._runs.run(("LoadTest", namespace, name), lambda: self._loadtest(namespace, name))
 
     def _pack(self, namespace: str, name: str) -> None:
+        if self.stopping.is_set():
+            return
         try:
             body = self.kube.get(API_VERSION, "ModelPack", namespace, name)
             if body is not None and not body["metadata"].get("deletionTimestamp"):
@@ -65,6 +73,8 @@ class Runtime:
             log.warning("modelpack %s/%s: reconcile failed, will retry: %s", namespace, name, err)
 
     def _loadtest(self, namespace: str, name: str) -> None:
+        if self.stopping.is_set():
+            return
         try:
             body = self.kube.get(API_VERSION, "LoadTest", namespace, name)
             if body is not None and not body["metadata"].get("deletionTimestamp"):
@@ -97,6 +107,8 @@ class Runtime:
                     log.warning("resync: listing %s failed: %s", kind, err)
                     continue
                 for item in items:
+                    if self.stopping.is_set():
+                        return
                     if kind == "LoadTest" and (item.get("status") or {}).get("phase") in TERMINAL_PHASES:
                         continue
                     handler(item["metadata"]["namespace"], item["metadata"]["name"])

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar, get_type_hints
 
 from modelpack.api.base import parse_quantity
+from modelpack.api.limits import DEFAULT_MAX_MODELS_PER_PACK, DEFAULT_MAX_SERVERS_PER_PACK
 from modelpack.serving import DEFAULT_MEMORY_OVERHEAD
 
 MIN_SHARD_BYTES = 256
@@ -47,9 +48,13 @@ class ServerSettings:
     """How long a server may take to become live (preloading many models) before Kubernetes restarts it."""
     default_image: str = ""
     """Replaces the API's default server image (e.g. a private mirror); images set in a ModelPack are kept."""
-    service_account: str = ""
-    """ServiceAccount for server pods (e.g. one with IRSA or EKS Pod Identity to read s3:// stores); empty:
-    the default."""
+    service_account: str = "modelpack-server"
+    """ServiceAccount of server pods. The default is one the operator makes in each pack's namespace with no
+    rights and no token mounted; set one with IRSA or EKS Pod Identity to read s3:// stores (their webhooks
+    project their own token, so the API token stays unmounted either way)."""
+    manage_service_account: bool = True
+    """Create ``service_account`` (no RBAC, automountServiceAccountToken false) in a pack's namespace when
+    missing; the chart turns this off when it creates the accounts itself or names an existing one."""
 
 
 @dataclass(frozen=True)
@@ -101,12 +106,32 @@ class ReconcileSettings:
 
 
 @dataclass(frozen=True)
+class LimitSettings:
+    """What one object may cost the operator, checked before any work (the chart's ValidatingAdmissionPolicy
+    refuses the same objects at admission; these catch packs admitted without it)."""
+
+    max_models_per_pack: int = DEFAULT_MAX_MODELS_PER_PACK
+    """Most models one ModelPack may hold (the API's own ceiling is 100,000)."""
+    max_servers_per_pack: int = DEFAULT_MAX_SERVERS_PER_PACK
+    """Most servers (Deployments) one ModelPack may have (the API's own ceiling is 10,000)."""
+
+    def __post_init__(self) -> None:
+        for name, value, ceiling in (
+            ("max_models_per_pack", self.max_models_per_pack, 100_000),
+            ("max_servers_per_pack", self.max_servers_per_pack, 10_000),
+        ):
+            if not 1 <= value <= ceiling:
+                raise SettingsError(f"{env_name('LIMITS', name)}={value}: must be from 1 to {ceiling}")
+
+
+@dataclass(frozen=True)
 class OperatorSettings:
     """Everything the operator reads from its environment."""
 
     server: ServerSettings = field(default_factory=ServerSettings)
     worker: WorkerSettings = field(default_factory=WorkerSettings)
     reconcile: ReconcileSettings = field(default_factory=ReconcileSettings)
+    limits: LimitSettings = field(default_factory=LimitSettings)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> OperatorSettings:
@@ -115,6 +140,7 @@ class OperatorSettings:
             server=_group(ServerSettings, "SERVER", source),
             worker=_group(WorkerSettings, "WORKER", source),
             reconcile=_group(ReconcileSettings, "RECONCILE", source),
+            limits=_group(LimitSettings, "LIMITS", source),
         )
 
 

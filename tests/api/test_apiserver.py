@@ -80,7 +80,7 @@ def test_defaults_appear_on_objects_read_back(crds: Any, namespace: str) -> None
     pack = json.loads(crds.kubectl("get", "mp", "fleet", "-n", namespace, "-o", "json").stdout)
     assert pack["spec"]["modelsPerServer"] == 16
     assert pack["spec"]["server"]["batching"]["maxBatchSize"] == 8
-    assert pack["spec"]["models"]["namePattern"] == "model-{index:05d}"
+    assert pack["spec"]["models"] == {"count": 40}  # namePattern/startIndex default in code, not shown by describe
     test = json.loads(crds.kubectl("get", "lt", "smoke", "-n", namespace, "-o", "json").stdout)
     assert test["spec"]["load"]["mode"] == "constant-rate"
     assert test["spec"]["load"]["duration"] == "30s"
@@ -144,7 +144,7 @@ def test_printer_columns_show_in_kubectl_get(crds: Any, namespace: str) -> None:
     patch_status(crds, namespace, "lt", "smoke", status)
     out = crds.kubectl("get", "lt", "-n", namespace).stdout
     header, row = out.splitlines()[:2]
-    assert header.split()[:8] == ["NAME", "PHASE", "RPS", "P50", "P99", "ERRORS", "SLO", "AGE"]
+    assert header.split()[:8] == ["NAME", "PHASE", "RPS", "P50(MS)", "P99(MS)", "ERRORS", "SLO", "AGE"]
     assert row.split()[:7] == ["smoke", "Succeeded", "99.8", "4.2", "9.5", "2", "Met"]
     ready = {
         "type": "Ready",
@@ -153,12 +153,12 @@ def test_printer_columns_show_in_kubectl_get(crds: Any, namespace: str) -> None:
         "message": "",
         "lastTransitionTime": "2026-01-01T00:00:00Z",
     }
-    patch_status(crds, namespace, "mp", "fleet", {"models": 40, "servers": 3, "conditions": [ready]})
+    patch_status(crds, namespace, "mp", "fleet", {"phase": "Ready", "models": 40, "servers": 3, "conditions": [ready]})
     for name in ("mp", "modelpack", "modelpacks"):
         out = crds.kubectl("get", name, "-n", namespace).stdout
         header, row = out.splitlines()[:2]
-        assert header.split() == ["NAME", "COMPUTE", "MODELS", "SERVERS", "READY", "AGE"], name
-        assert row.split()[:5] == ["fleet", "graviton", "40", "3", "True"], name
+        assert header.split() == ["NAME", "COMPUTE", "MODELS", "SERVERS", "READY", "PHASE", "AGE"], name
+        assert row.split()[:6] == ["fleet", "graviton", "40", "3", "True", "Ready"], name
     both = crds.kubectl("get", "modelpack-all", "-n", namespace).stdout
     assert "modelpack.modelpack.dev/fleet" in both and "loadtest.modelpack.dev/smoke" in both
 

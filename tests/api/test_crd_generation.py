@@ -74,4 +74,4 @@ def test_names_and_columns() -> None:
     ]
     lt = crd.crd(LoadTest)["spec"]
     cols = [c["name"] for c in lt["versions"][0]["additionalPrinterColumns"]]
-    assert cols[:6] == ["Phase", "RPS", "P50", "P99", "Errors", "SLO"]
+    assert cols[:7] == ["Phase", "RPS", "P50(ms)", "P99(ms)", "Errors", "Dropped", "SLO"]

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from modelpack.api.common import LatencySummary
-from modelpack.api.loadtest import Results, Slo
+from modelpack.api.loadtest import ErrorsByClass, Results, Slo
 from modelpack.loadgen import evaluate_slo
+from modelpack.loadgen.slo import failed_run, run_summary
 
 
 def _results(p99: float = 50.0, requests: int = 100, errors: int = 0, throughput: float = 100.0) -> Results:
@@ -45,3 +46,31 @@ def test_no_successes_is_a_violation_not_a_pass() -> None:
     verdict = evaluate_slo(Slo(p99_latency_ms=100), _results(requests=10, errors=10))
     assert verdict is not None and not verdict.met
     assert verdict.violations == ["p99 latency unknown: no successful requests (bound 100 ms)"]
+
+
+def _failing(requests: int, **by_class: int) -> Results:
+    errors = sum(by_class.values())
+    return _results(requests=requests, errors=errors).model_copy(
+        update={"errors_by_class": ErrorsByClass(**by_class), "throughput": (requests - errors) / 10}
+    )
+
+
+def test_a_run_that_mostly_failed_names_its_dominant_error_class() -> None:
+    failed = failed_run(_failing(1000, dropped=900, timeout=50))
+    assert failed is not None
+    cls, sentence = failed
+    assert cls == "dropped"
+    assert sentence.startswith("95% of 1000 requests failed, mostly dropped (900): the load generator could not")
+    assert failed_run(_failing(1000, http5xx=600))[0] == "http5xx"  # type: ignore[index]
+    assert failed_run(_failing(1000, connect=1000))[0] == "connect"  # type: ignore[index]
+
+
+def test_a_run_with_half_or_fewer_failures_is_judged_on_its_measurements() -> None:
+    assert failed_run(_failing(1000, timeout=500)) is None
+    assert failed_run(_failing(0)) is None  # nothing sent: the SLO (if any) says "unknown"
+
+
+def test_the_summary_counts_drops_apart_from_server_errors() -> None:
+    text = run_summary(_failing(1000, dropped=30, http5xx=5))
+    assert "5 errors and 30 dropped sends of 1000" in text
+    assert "dropped" not in run_summary(_failing(1000, http5xx=5))

@@ -125,11 +125,11 @@ def test_a_fleet_too_big_for_this_machines_memory_is_refused(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     pack = pack_doc("huge", (tmp_path / "store").as_uri(), ["x"], per_server=1)
-    pack["spec"]["models"] = {"count": 100_000}
+    pack["spec"]["models"] = {"count": 5_000}
     f = write(tmp_path / "all.yaml", pack, loadtest_doc("t", "huge"))
     code, err = run_cli(capsys, "-f", str(f), "--out", str(tmp_path / "o"))
     assert code == 2
-    assert "ModelPack 'huge' needs 100000 servers" in err
+    assert "ModelPack 'huge' needs 5000 servers" in err
     assert "this machine has memory for about" in err
 
 
@@ -140,3 +140,27 @@ def test_pack_scaled_to_zero(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     code, err = run_cli(capsys, "-f", str(f), "--out", str(tmp_path / "o"))
     assert code == 2
     assert "ModelPack 'zero': spec.replicas is 0 (scaled to zero): nothing to load-test" in err
+
+
+def test_top_level_help_says_what_the_tool_does(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        main(["--help"])
+    assert exit_.value.code == 0
+    out = capsys.readouterr().out
+    assert "Entry point" not in out
+    assert "load-test" in out and "modelpack run -f" in out
+
+
+@pytest.mark.parametrize(
+    "argv", [["run", "-f", "pack.yaml"], ["validate", "pack.yaml"], ["loadgen"], ["serve"], ["worker"]]
+)
+def test_an_unknown_flag_to_a_subcommand_prints_that_subcommands_usage(
+    argv: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    command = argv[0]
+    with pytest.raises(SystemExit) as exit_:
+        main([*argv, "--no-such-flag"])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"usage: modelpack {command} "), err
+    assert "unrecognized arguments: --no-such-flag" in err

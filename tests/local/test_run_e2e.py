@@ -34,11 +34,13 @@ def _env() -> dict[str, str]:
     return {**os.environ, "COLUMNS": "200", "TERM": "dumb", "NO_COLOR": "1", "PYTHONUNBUFFERED": "1"}
 
 
-def run_cli(cwd: Path, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+def run_cli(
+    cwd: Path, *args: str, timeout: float = 120, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "modelpack.cli.main", "run", *args],
         cwd=cwd,
-        env=_env(),
+        env={**_env(), **(env or {})},
         capture_output=True,
         text=True,
         timeout=timeout,
@@ -111,13 +113,14 @@ def test_run_meets_slo_writes_results_and_report_and_leaves_nothing(tiny_store: 
 
 def test_server_that_cannot_start_is_named_with_its_log_and_nothing_is_left(tiny_store: Path, tmp_path: Path) -> None:
     pack = pack_doc("broken", tiny_store.as_uri(), FLEET, per_server=2, port=any_free_port("127.0.0.1"))
-    pack["spec"]["server"]["memoryBudget"] = "0"  # valid for the API, refused by the server
     f = write(tmp_path / "all.yaml", pack, loadtest_doc("t", "broken", rate=RATE))
-    done = run_cli(tmp_path, "-f", str(f), "--out", str(tmp_path / "out"))
+    # Every spec value the API accepts, the server runs; a bad server setting from the environment still fails it.
+    bad_env = {"MODELPACK_MAX_BODY_BYTES": "lots"}
+    done = run_cli(tmp_path, "-f", str(f), "--out", str(tmp_path / "out"), env=bad_env)
     assert done.returncode == 3, done.stdout + done.stderr
     assert "modelpack run: error: server broken-s000" in done.stderr
     assert "exited with code 2 before it was ready" in done.stderr
-    assert "--memory-budget: '0' is not a valid value" in done.stderr
+    assert "'lots' is not a valid value" in done.stderr
     assert "Traceback" not in done.stderr
     assert wait_gone(str(tiny_store)) == []
 

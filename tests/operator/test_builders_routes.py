@@ -46,7 +46,10 @@ def test_missing_or_mangled_memory_means_place_from_scratch(data: dict[str, str]
 
 
 def _big_pack(count: int) -> tuple[ModelPack, Placement]:
-    pack = make_pack(models={"count": count, "namePattern": "a-very-long-model-name-to-fill-the-table-{index:06d}"})
+    pack = make_pack(
+        models={"count": count, "namePattern": "a-very-long-model-name-to-fill-the-table-{index:06d}"},
+        modelsPerServer=16,
+    )
     return pack, place(pack.spec.models.expand(), 16)
 
 

@@ -5,11 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from pydantic import ValidationError
 
 from modelpack.api.base import parse_quantity
 from modelpack.placement import place
 from modelpack.serving import DEFAULT_MEMORY_OVERHEAD
 from modelpack_operator import labels as L
+from modelpack_operator.builders.rbac import server_service_account
 from modelpack_operator.builders.server import server_deployment, server_service, service_url
 from modelpack_operator.settings import OperatorSettings, ServerSettings
 from tests.operator.factories import make_pack
@@ -200,3 +202,74 @@ def test_default_image_setting_replaces_only_the_api_default() -> None:
     assert _container(inf)["image"] == "registry.local/modelpack/server:0.1.0-neuron"
     own = _deployment(settings=mirror, server={"image": "example.com/mine:3"})
     assert _container(own)["image"] == "example.com/mine:3"
+
+
+def test_pod_template_adds_allow_listed_fields_and_never_drops_the_server_container() -> None:
+    dep = _deployment(
+        compute={
+            "type": "x86",
+            "instanceTypes": ["c7i.2xlarge"],
+            "podTemplate": {
+                "metadata": {"labels": {"team": "ml"}, "annotations": {"example.com/owner": "ml"}},
+                "spec": {
+                    "affinity": {"podAntiAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": []}},
+                    "tolerations": [{"key": "team", "operator": "Equal", "value": "ml", "effect": "NoSchedule"}],
+                    "topologySpreadConstraints": [
+                        {"maxSkew": 1, "topologyKey": "zone", "whenUnsatisfiable": "DoNotSchedule"}
+                    ],
+                    "volumes": [{"name": "extra", "configMap": {"name": "tokenizer"}}],
+                    "serverContainer": {
+                        "env": [{"name": "LOG_LEVEL", "value": "debug"}],
+                        "volumeMounts": [{"name": "extra", "mountPath": "/etc/extra", "readOnly": True}],
+                    },
+                },
+            },
+        }
+    )
+    pod, container = _pod(dep), _container(dep)
+    assert [c["name"] for c in pod["containers"]] == ["server"]
+    assert container["command"] == ["modelpack", "serve"]
+    assert container["securityContext"]["allowPrivilegeEscalation"] is False
+    assert container["env"][-1] == {"name": "LOG_LEVEL", "value": "debug"}
+    assert {"name": "OMP_NUM_THREADS", "value": "2"} in container["env"]
+    assert container["volumeMounts"][-1] == {"name": "extra", "mountPath": "/etc/extra", "readOnly": True}
+    assert [v["name"] for v in pod["volumes"]] == ["tmp", "model-cache", "extra"]
+    assert "nodeAffinity" in pod["affinity"] and "podAntiAffinity" in pod["affinity"]
+    assert pod["tolerations"][-1]["key"] == "team"
+    assert pod["topologySpreadConstraints"][0]["topologyKey"] == "zone"
+    labels = dep["spec"]["template"]["metadata"]["labels"]
+    assert labels["team"] == "ml" and labels[L.PACK] == "bert"
+    assert dep["spec"]["template"]["metadata"]["annotations"]["example.com/owner"] == "ml"
+
+
+@pytest.mark.parametrize(
+    ("pod_template", "field"),
+    [
+        ({"spec": {"serviceAccountName": "cluster-admin"}}, "serviceAccountName"),
+        ({"spec": {"hostNetwork": True, "hostPID": True}}, "hostNetwork"),
+        ({"spec": {"containers": [{"name": "server", "securityContext": {"privileged": True}}]}}, "containers"),
+        ({"spec": {"volumes": [{"name": "root", "hostPath": {"path": "/"}}]}}, "hostPath"),
+        ({"spec": {"securityContext": {"runAsUser": 0}}}, "securityContext"),
+        ({"spec": {"automountServiceAccountToken": True}}, "automountServiceAccountToken"),
+        ({"spec": {"volumes": [{"name": "t", "secret": {"secretName": "token"}}]}}, "secret"),
+        ({"metadata": {"labels": {L.PACK: "other"}}}, "labels"),
+    ],
+)
+def test_pod_template_cannot_express_an_escalation(pod_template: dict[str, Any], field: str) -> None:
+    with pytest.raises(ValidationError) as err:
+        make_pack(compute={"type": "x86", "podTemplate": pod_template})
+    assert field in str(err.value)
+
+
+def test_server_pods_run_as_an_account_with_nothing_and_no_token() -> None:
+    pod = _pod(_deployment())
+    assert pod["serviceAccountName"] == "modelpack-server"
+    assert pod["automountServiceAccountToken"] is False
+    sa = server_service_account("ns", "modelpack-server")
+    assert sa["automountServiceAccountToken"] is False and sa["metadata"]["namespace"] == "ns"
+    assert _pod(_deployment(settings=ServerSettings(service_account="s3-reader")))["serviceAccountName"] == "s3-reader"
+
+
+def test_a_raised_memory_request_takes_its_limit_along() -> None:
+    container = _container(_deployment(compute={"type": "x86", "resources": {"requests": {"memory": "16Gi"}}}))
+    assert container["resources"]["limits"]["memory"] == "16Gi"

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 import yaml
 
+from modelpack.api.limits import DEFAULT_MAX_MODELS_PER_PACK, DEFAULT_MAX_SERVERS_PER_PACK
 from modelpack.pricing import default_price_table, from_configmap
 from modelpack_operator.builders.rbac import WORKER_RULES
 from modelpack_operator.kube import PLURALS, Kube
@@ -61,7 +62,8 @@ def test_default_render_is_cluster_scoped_with_operator_and_worker_identities() 
     docs = render()
     kinds = sorted(d["kind"] for d in docs)
     expected = ["ClusterRole", "ClusterRoleBinding", "Deployment", "Role", "RoleBinding", "Service"]
-    assert kinds == sorted([*expected, "ServiceAccount", "ServiceAccount"])
+    policy = ["ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding"]
+    assert kinds == sorted([*expected, *policy, "ServiceAccount", "ServiceAccount"])
     container = operator_container(docs)
     assert "--all-namespaces" in container["args"]
     assert container["securityContext"]["readOnlyRootFilesystem"] is True
@@ -76,6 +78,35 @@ def test_the_env_the_chart_sets_is_accepted_by_the_operator() -> None:
     assert settings.worker.image == "ghcr.io/modelpack/operator:0.1.0"
     assert settings.server.default_image == "registry.local/server:1"
     assert settings.worker.manage_rbac is True
+
+
+def test_the_chart_limits_are_the_apis_defaults_for_operator_and_admission_policy() -> None:
+    docs = render()
+    limits = OperatorSettings.from_env(chart_env(docs)).limits
+    assert (limits.max_models_per_pack, limits.max_servers_per_pack) == (
+        DEFAULT_MAX_MODELS_PER_PACK,
+        DEFAULT_MAX_SERVERS_PER_PACK,
+    )
+    (policy,) = of_kind(docs, "ValidatingAdmissionPolicy")
+    expressions = [v["expression"] for v in policy["spec"]["validations"]]
+    assert expressions == [
+        f"variables.models <= {DEFAULT_MAX_MODELS_PER_PACK}",
+        f"variables.servers <= {DEFAULT_MAX_SERVERS_PER_PACK}",
+    ]
+    assert not of_kind(render("limits.admissionPolicy=false"), "ValidatingAdmissionPolicy")
+
+
+def test_server_pods_get_an_account_with_nothing_by_default_or_the_one_named() -> None:
+    env = chart_env(render())
+    assert env["MODELPACK_SERVER_SERVICE_ACCOUNT"] == "modelpack-server"
+    assert env["MODELPACK_SERVER_MANAGE_SERVICE_ACCOUNT"] == "true"
+    named = chart_env(render("serverImage.serviceAccount=s3-reader"))
+    assert named["MODELPACK_SERVER_SERVICE_ACCOUNT"] == "s3-reader"
+    assert named["MODELPACK_SERVER_MANAGE_SERVICE_ACCOUNT"] == "false"
+    docs = render("rbac.scope=namespace", "watchNamespaces={team-a}")
+    (sa,) = [d for d in of_kind(docs, "ServiceAccount") if d["metadata"]["name"] == "modelpack-server"]
+    assert sa["metadata"]["namespace"] == "team-a" and sa["automountServiceAccountToken"] is False
+    assert chart_env(docs)["MODELPACK_SERVER_MANAGE_SERVICE_ACCOUNT"] == "false"
 
 
 def _rules_cover(rules: list[dict[str, Any]], group: str, resource: str, verbs: set[str]) -> bool:
@@ -135,6 +166,8 @@ def test_pricing_value_installs_a_table_the_operator_reads() -> None:
         (["rbac.scope=everything"], 'rbac.scope must be cluster or namespace, got "everything"'),
         (["watchNamespaces={a}"], "watchNamespaces is only used with rbac.scope=namespace"),
         (["replicas=2"], "replicas must be 1"),
+        (["limits.maxModelsPerPack=200000"], "limits.maxModelsPerPack must be from 1 to 100000"),
+        (["limits.maxServersPerPack=0"], "limits.maxServersPerPack must be from 1 to 10000"),
     ],
 )
 def test_bad_values_fail_the_render_with_the_reason(sets: list[str], message: str) -> None:

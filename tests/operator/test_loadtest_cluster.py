@@ -187,6 +187,21 @@ def test_loadtest_runs_workers_merges_results_and_judges_the_slo(
     assert [step["rate"] for step in status["sweep"]["steps"]] == [10, 20]
     assert status["sweep"]["maxRateMeetingSlo"] == 20
 
+    # No SLO, and every request refused (an input the servers' models do not take): not a success with RPS 0,
+    # but Failed naming the dominant cause.
+    refused = {
+        "mode": "given",
+        "request": {"inputs": [{"name": "nope", "datatype": "FP32", "shape": [1], "data": [1]}]},
+    }
+    _apply(crds, namespace, loadtest_doc(name="refused", namespace=namespace, load=load, payload=refused))
+    codes = _run_workers(crds, kube, _job(kube, namespace, "refused", op), service_urls, tmp_path, processes)
+    assert codes == [0], [p.log()[-2000:] for p in processes]
+    status = wait_until(lambda: _finished(kube, namespace, "refused"), "refused finished", op=op)
+    assert status["phase"] == "Failed" and status["sloVerdict"] == "None"
+    complete = condition(status, "Complete")
+    assert complete["reason"] == "RequestsFailed"
+    assert "100% of" in complete["message"] and "mostly http4xx" in complete["message"], complete["message"]
+
 
 def test_missing_modelpack_waits_with_reason_and_event_then_starts(
     crds: ControlPlane, kube: Kube, namespace: str, store: Path, start_operator: Callable[..., OperatorProcess]

@@ -162,17 +162,51 @@ def test_pod_failures_say_why_servers_do_not_start() -> None:
         "pod p-s0000-abc: CrashLoopBackOff, exit 4: modelpack serve: error: store unavailable: "
         "cannot read s3://b/p: AccessDenied",
         True,
+        "StoreUnavailable",
     )
-    assert failures[1] == PodFailure('pod p-s0001-abc: ImagePullBackOff: Back-off pulling image "srv:typo"', False)
-    assert failures[2] == PodFailure("pod p-s0002-abc: Error, exit 137: OOMKilled", False)
+    assert failures[1] == PodFailure(
+        'pod p-s0001-abc: ImagePullBackOff: Back-off pulling image "srv:typo"', False, "ImagePullFailed"
+    )
+    assert failures[2] == PodFailure("pod p-s0002-abc: Error, exit 137: OOMKilled", False, "OOMKilled")
     assert set(failures) == {0, 1, 2}
+
+
+def test_an_unschedulable_pod_carries_the_schedulers_message() -> None:
+    message = "0/6 nodes are available: 3 Insufficient nvidia.com/gpu, 3 node(s) didn't match Pod's node affinity."
+    pod = {
+        "metadata": {"name": "p-s0000-abc", "labels": {"modelpack.dev/server": "0"}},
+        "status": {
+            "phase": "Pending",
+            "conditions": [{"type": "PodScheduled", "status": "False", "reason": "Unschedulable", "message": message}],
+        },
+    }
+    failure = pod_failures([pod])[0]
+    assert failure.reason == "Unschedulable" and "Insufficient nvidia.com/gpu" in failure.message
+    placement = place(["a", "b"], 2)
+    health = {0: ServerHealth(False, False, failure.message, reason=failure.reason)}
+    status = compute_status(PackObservation(1, placement, health, 1, "p-routes", None, {}), now=T0)
+    conds = {c["type"]: c for c in status["conditions"]}
+    assert status["phase"] == "Degraded"
+    assert conds["Degraded"]["status"] == "True" and conds["Degraded"]["reason"] == "Unschedulable"
+    assert "Insufficient nvidia.com/gpu" in conds["Degraded"]["message"]
+    assert conds["Progressing"]["status"] == "False" and conds["Progressing"]["reason"] == "Unschedulable"
+
+
+def test_servers_starting_are_progressing_not_a_contradiction() -> None:
+    placement = place(["a", "b"], 2)
+    health = {0: ServerHealth(False, False, None)}  # rolled out, not available yet, no failure known
+    status = compute_status(PackObservation(1, placement, health, 1, "p-routes", None, {}), now=T0)
+    conds = {c["type"]: c for c in status["conditions"]}
+    assert status["phase"] == "Progressing"
+    assert conds["Progressing"]["status"] == "True" and conds["Progressing"]["reason"] == "ServersStarting"
+    assert conds["Degraded"]["status"] == "False"
 
 
 def test_a_server_exiting_for_its_store_makes_the_pack_store_unavailable() -> None:
     placement = place(["a", "b", "c", "d"], 2)
     health = {
         0: ServerHealth(False, False, "pod p-s0000-x: CrashLoopBackOff, exit 4: store unavailable", True),
-        1: ServerHealth(False, False, "pod p-s0001-y: ImagePullBackOff: no such image", False),
+        1: ServerHealth(False, False, "pod p-s0001-y: ImagePullBackOff: no such image", False, "ImagePullFailed"),
     }
     status = compute_status(PackObservation(1, placement, health, 1, "p-routes", None, {}), now=T0)
     degraded = next(c for c in status["conditions"] if c["type"] == "Degraded")
@@ -181,4 +215,4 @@ def test_a_server_exiting_for_its_store_makes_the_pack_store_unavailable() -> No
     health[0] = ServerHealth(False, False, None)
     status = compute_status(PackObservation(1, placement, health, 1, "p-routes", None, {}), now=T0)
     degraded = next(c for c in status["conditions"] if c["type"] == "Degraded")
-    assert degraded["reason"] == "ServerFailing" and "ImagePullBackOff: no such image" in degraded["message"]
+    assert degraded["reason"] == "ImagePullFailed" and "ImagePullBackOff: no such image" in degraded["message"]

@@ -20,6 +20,10 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- default (include "modelpack.fullname" .) .Values.serviceAccount.name -}}
 {{- end -}}
 
+{{- define "modelpack.serverServiceAccount" -}}
+{{- default "modelpack-server" .Values.serverImage.serviceAccount -}}
+{{- end -}}
+
 {{- define "modelpack.image" -}}
 {{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) -}}
 {{- end -}}
@@ -34,6 +38,12 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end -}}
 {{- if and (eq .Values.rbac.scope "cluster") .Values.watchNamespaces -}}
 {{- fail "watchNamespaces is only used with rbac.scope=namespace; leave it empty for cluster scope" -}}
+{{- end -}}
+{{- if or (lt (int .Values.limits.maxModelsPerPack) 1) (gt (int .Values.limits.maxModelsPerPack) 100000) -}}
+{{- fail (printf "limits.maxModelsPerPack must be from 1 to 100000 (the API's ceiling), got %v" .Values.limits.maxModelsPerPack) -}}
+{{- end -}}
+{{- if or (lt (int .Values.limits.maxServersPerPack) 1) (gt (int .Values.limits.maxServersPerPack) 10000) -}}
+{{- fail (printf "limits.maxServersPerPack must be from 1 to 10000 (the API's ceiling), got %v" .Values.limits.maxServersPerPack) -}}
 {{- end -}}
 {{- if gt (int .Values.replicas) 1 -}}
 {{- fail "replicas must be 1: the operator runs standalone (no leader election)" -}}

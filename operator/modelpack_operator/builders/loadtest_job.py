@@ -18,7 +18,7 @@ from modelpack.api.loadtest import LoadTest, LoadTestSpec
 from modelpack_operator import labels as L
 from modelpack_operator import workerenv as E
 from modelpack_operator.builders.meta import object_meta, owner_reference, with_hash
-from modelpack_operator.builders.names import child_name
+from modelpack_operator.builders.names import MAX_NAME, child_name
 from modelpack_operator.builders.routes import ROUTES_KEY
 from modelpack_operator.settings import WorkerSettings
 
@@ -38,7 +38,8 @@ POD_FAILURE_POLICY: dict[str, Any] = {
 
 
 def job_name(loadtest: str) -> str:
-    return child_name(loadtest, "load")
+    # Indexed Job pods are named (and host-named) <job>-<index>: keep room for "-999" within a DNS label.
+    return child_name(loadtest, "load", limit=MAX_NAME - 4)
 
 
 def result_name(loadtest: str, index: int) -> str:

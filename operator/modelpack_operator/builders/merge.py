@@ -1,4 +1,4 @@
-"""The merge the ModelPack ``compute.podTemplate`` field promises: dicts merge key by key, lists replace."""
+"""A recursive dict merge: maps merge key by key, anything else (lists too) replaces; used for affinity."""
 
 from __future__ import annotations
 

@@ -14,8 +14,8 @@ from modelpack.placement import Server, server_name
 from modelpack.serving import memory_request, tuning_flags
 from modelpack_operator import labels as L
 from modelpack_operator.builders import scheduling
-from modelpack_operator.builders.merge import deep_merge
 from modelpack_operator.builders.meta import object_meta, owner_reference, with_hash
+from modelpack_operator.builders.pod_template import apply_pod_template
 from modelpack_operator.builders.store import store_access
 from modelpack_operator.settings import ServerSettings
 
@@ -63,6 +63,11 @@ def server_resources(pack: ModelPack, settings: ServerSettings) -> dict[str, Any
     if override is not None:
         requests.update(override.requests or {})
         limits.update(override.limits or {})
+        # A request raised without its limit would sit above the generated limit, which the API server refuses;
+        # the limit follows it (and extended resources must have requests == limits anyway).
+        for key, value in (override.requests or {}).items():
+            if key in limits and key not in (override.limits or {}):
+                limits[key] = value
     return {"requests": requests, "limits": limits}
 
 
@@ -145,12 +150,12 @@ def _pod_spec(pack: ModelPack, server: Server, settings: ServerSettings) -> dict
     if affinity:
         pod["affinity"] = affinity
     if settings.service_account:
-        pod["serviceAccountName"] = settings.service_account
+        pod["serviceAccountName"] = settings.service_account  # never the namespace's default account
     return pod
 
 
 def server_deployment(pack: ModelPack, server: Server, settings: ServerSettings) -> dict[str, Any]:
-    """The Deployment of server ``server.index``; ``compute.podTemplate`` is merged over the pod template last."""
+    """The Deployment of server ``server.index``; ``compute.podTemplate``'s allow-listed fields are added last."""
     name = pack.metadata.name
     namespace = pack.metadata.namespace or "default"
     selector = server_labels(name, server.index)
@@ -166,8 +171,8 @@ def server_deployment(pack: ModelPack, server: Server, settings: ServerSettings)
         },
         "spec": _pod_spec(pack, server, settings),
     }
-    if pack.spec.compute.pod_template:
-        template = deep_merge(template, pack.spec.compute.pod_template)
+    if pack.spec.compute.pod_template is not None:
+        template = apply_pod_template(template, pack.spec.compute.pod_template)
     owner = owner_reference("ModelPack", name, pack.metadata.uid or "")
     obj = {
         "apiVersion": "apps/v1",

@@ -16,7 +16,7 @@ from pydantic import ValidationError
 from modelpack.api.loading import format_validation_error
 from modelpack.api.loadtest import LoadTest
 from modelpack.loadgen.outcome import merge_outcomes
-from modelpack.loadgen.slo import evaluate_slo
+from modelpack.loadgen.slo import evaluate_slo, failed_run, run_summary
 from modelpack_operator import events
 from modelpack_operator import labels as L
 from modelpack_operator.builders.loadtest_job import job_name, loadtest_job, result_name, rfc3339
@@ -217,23 +217,24 @@ def _succeed(kube: Kube, lt: LoadTest, step: _Step, reports: list[WorkerResult],
     cost = loadtest_cost(kube, lt, results.throughput, settings)
     if cost is not None:
         fields["cost"] = cost.to_dict()
-    latency = results.latency_ms
-    summary = f"{results.throughput:.1f} successful req/s, {results.errors} errors of {results.requests}" + (
-        f", p50 {latency.p50:.1f} ms, p99 {latency.p99:.1f} ms" if latency else ""
-    )
+    summary = run_summary(results)
     if verdict is None:
         fields["sloVerdict"] = "None"
-        step.set("Succeeded", "Succeeded", summary, complete=True, **fields)
-        step.conditions.append(Cond("SLOMet", None, "NoSLO", "spec.slo is not set"))
+        slo_condition = Cond("SLOMet", None, "NoSLO", "spec.slo is not set")
     elif verdict.met:
         fields.update(slo=verdict.to_dict(), sloVerdict="Met")
-        step.set("Succeeded", "Succeeded", summary, complete=True, **fields)
-        step.conditions.append(Cond("SLOMet", True, "SLOMet", "every bound of spec.slo held"))
+        slo_condition = Cond("SLOMet", True, "SLOMet", "every bound of spec.slo held")
     else:
         fields.update(slo=verdict.to_dict(), sloVerdict="Missed")
-        message = "; ".join(verdict.violations)
-        step.set("Failed", "SLOMissed", f"{summary}; SLO missed: {message}", complete=True, **fields)
-        step.conditions.append(Cond("SLOMet", False, "SLOMissed", message))
+        slo_condition = Cond("SLOMet", False, "SLOMissed", "; ".join(verdict.violations))
+    failed = failed_run(results)
+    if failed is not None:
+        step.set("Failed", "RequestsFailed", f"{summary}; {failed[1]}", complete=True, **fields)
+    elif verdict is not None and not verdict.met:
+        step.set("Failed", "SLOMissed", f"{summary}; SLO missed: {slo_condition.message}", complete=True, **fields)
+    else:
+        step.set("Succeeded", "Succeeded", summary, complete=True, **fields)
+    step.conditions.append(slo_condition)
 
 
 def _write(kube: Kube, step: _Step) -> dict[str, Any]:

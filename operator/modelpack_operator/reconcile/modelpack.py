@@ -16,11 +16,13 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from modelpack.api.limits import pack_limit_problem
 from modelpack.api.loading import format_validation_error
 from modelpack.api.modelpack import ModelPack
 from modelpack.placement import Placement, place
 from modelpack_operator import events
 from modelpack_operator import labels as L
+from modelpack_operator.builders.rbac import server_service_account
 from modelpack_operator.builders.routes import (
     RouteTableTooLarge,
     remembered_placement,
@@ -30,7 +32,7 @@ from modelpack_operator.builders.routes import (
 )
 from modelpack_operator.builders.server import server_deployment, server_service
 from modelpack_operator.builders.store import parse_pvc
-from modelpack_operator.kube import Kube
+from modelpack_operator.kube import Kube, KubeError
 from modelpack_operator.reconcile.apply import SyncReport, sync
 from modelpack_operator.reconcile.pack_status import (
     PackObservation,
@@ -44,6 +46,10 @@ from modelpack_operator.settings import OperatorSettings
 
 log = logging.getLogger(__name__)
 API_VERSION = "modelpack.dev/v1alpha1"
+
+
+class _TooLarge(ValueError):
+    """The pack is over the operator's limits (LimitSettings)."""
 
 
 def parse_pack(body: dict[str, Any]) -> ModelPack:
@@ -61,6 +67,31 @@ def _store_problem(kube: Kube, pack: ModelPack, namespace: str) -> str | None:
     if kube.get("v1", "PersistentVolumeClaim", namespace, claim) is None:
         return f"PersistentVolumeClaim {claim!r} (spec.store.uri) does not exist in namespace {namespace}"
     return None
+
+
+def limit_problem(pack: ModelPack, settings: OperatorSettings) -> str | None:
+    """Why the pack is more than this operator takes on, from its size alone (nothing expanded or placed)."""
+    problem = pack_limit_problem(
+        pack.spec,
+        settings.limits.max_models_per_pack,
+        settings.limits.max_servers_per_pack,
+        source="MODELPACK_LIMITS_MAX_MODELS_PER_PACK / MODELPACK_LIMITS_MAX_SERVERS_PER_PACK",
+    )
+    return None if problem is None else f"{problem}; nothing was created"
+
+
+def _refusal(err: KubeError) -> str | None:
+    """The API server's message when it refused a child object for good (invalid, forbidden); None if transient."""
+    return str(err) if 400 <= err.status < 500 and err.status not in (408, 409, 429) else None
+
+
+def _ensure_service_account(kube: Kube, namespace: str, settings: OperatorSettings) -> None:
+    if not (settings.server.manage_service_account and settings.server.service_account):
+        return
+    desired = server_service_account(namespace, settings.server.service_account)
+    live = kube.get("v1", "ServiceAccount", namespace, settings.server.service_account)
+    if live is None:  # an existing account (the admin's, or ours) is left as it is
+        kube.apply(desired)
 
 
 def _place(pack: ModelPack, route_shards: list[dict[str, Any]]) -> Placement:
@@ -89,7 +120,12 @@ def _explain_stuck_servers(
     selector = f"{L.PACK}={pack},{L.SERVER} in ({','.join(str(i) for i in stuck)})"
     for index, failure in pod_failures(kube.list("v1", "Pod", namespace, selector)).items():
         if index in health and not health[index].failure:
-            health[index] = replace(health[index], failure=failure.message, store_unavailable=failure.store_unavailable)
+            health[index] = replace(
+                health[index],
+                failure=failure.message,
+                store_unavailable=failure.store_unavailable,
+                reason=failure.reason,
+            )
 
 
 def reconcile_pack(kube: Kube, body: dict[str, Any], settings: OperatorSettings) -> dict[str, Any]:
@@ -108,31 +144,45 @@ def reconcile_pack(kube: Kube, body: dict[str, Any], settings: OperatorSettings)
     try:
         pack = parse_pack(body)
         replicas = pack.spec.replicas
+        if (too_large := limit_problem(pack, settings)) is not None:
+            raise _TooLarge(too_large)
         live_shards = kube.list("v1", "ConfigMap", namespace, L.routes_selector(name))
         placement = _place(pack, live_shards)
         desired_routes = route_tables(
             pack, placement, settings.server, limit=settings.reconcile.route_table_shard_bytes
         )
         shards = len(desired_routes)
+    except _TooLarge as err:
+        problem = ("TooLarge", str(err))
     except (ValueError, RouteTableTooLarge) as err:
         problem = ("InvalidSpec", str(err))
     if problem is None and placement is not None:
         store_problem = _store_problem(kube, pack, namespace)
-        # The route table (the placement's memory) goes first: a restart after this point re-derives the same servers.
-        sync(kube, desired_routes, live_shards, concurrency=settings.reconcile.apply_concurrency)
         desired = []
         for server in placement.servers:
             desired.append(server_deployment(pack, server, settings.server))
             desired.append(server_service(pack, server, settings.server))
-        live_deployments = kube.list("apps/v1", "Deployment", namespace, L.pack_selector(name))
-        live_services = kube.list("v1", "Service", namespace, L.pack_selector(name))
-        sync(
-            kube,
-            desired,
-            live_deployments + live_services,
-            report=report,
-            concurrency=settings.reconcile.apply_concurrency,
-        )
+        live_deployments: list[dict[str, Any]] = []
+        try:
+            _ensure_service_account(kube, namespace, settings)
+            # The route table (the placement's memory) goes first: a restart after this point re-derives the
+            # same servers.
+            sync(kube, desired_routes, live_shards, concurrency=settings.reconcile.apply_concurrency)
+            live_deployments = kube.list("apps/v1", "Deployment", namespace, L.pack_selector(name))
+            live_services = kube.list("v1", "Service", namespace, L.pack_selector(name))
+            sync(
+                kube,
+                desired,
+                live_deployments + live_services,
+                report=report,
+                concurrency=settings.reconcile.apply_concurrency,
+            )
+        except KubeError as err:
+            refused = _refusal(err)
+            if refused is None:
+                raise  # transient: the next trigger or resync retries
+            problem = ("ApplyRefused", f"the API server refused a child object: {refused}")
+    if problem is None and placement is not None:
         by_name = {d["metadata"]["name"]: d for d in live_deployments}
         changed = {f"Deployment/{n}" for n in report.created + report.updated}
         for server in placement.servers:

@@ -34,6 +34,23 @@ class ServerHealth:
     """ProgressDeadlineExceeded / ReplicaFailure message, or why its pods crash (see :func:`pod_failures`)."""
     store_unavailable: bool = False
     """The server exited because it cannot read the model store."""
+    reason: str = "ServerFailing"
+    """What kind of failure ``failure`` is, as the Degraded condition's reason (see :data:`FAILURE_REASONS`)."""
+
+
+FAILURE_REASONS = (
+    "StoreUnavailable",
+    "Unschedulable",
+    "ImagePullFailed",
+    "OOMKilled",
+    "CrashLoop",
+    "ContainerConfigError",
+    "PodsRefused",
+    "ProgressDeadlineExceeded",
+    "ServerFailing",
+)
+"""Degraded reasons for failing servers, most specific first: when servers fail differently, the first wins."""
+IMAGE_FAILURES = frozenset({"ErrImagePull", "ImagePullBackOff", "InvalidImageName"})
 
 
 def deployment_health(deployment: Mapping[str, Any] | None, replicas: int) -> ServerHealth:
@@ -46,14 +63,17 @@ def deployment_health(deployment: Mapping[str, Any] | None, replicas: int) -> Se
     updated = status.get("updatedReplicas", 0) >= replicas
     available = status.get("availableReplicas", 0) >= replicas
     no_old = status.get("replicas", 0) <= replicas
-    failure = None
+    failure, reason = None, "ServerFailing"
     for cond in status.get("conditions") or []:
         if cond.get("type") == "Progressing" and cond.get("reason") == "ProgressDeadlineExceeded":
             failure = f"{deployment['metadata']['name']}: {cond.get('message') or 'progress deadline exceeded'}"
+            reason = "ProgressDeadlineExceeded"
         if cond.get("type") == "ReplicaFailure" and cond.get("status") == "True":
+            # The ReplicaSet cannot create pods: refused by admission (Pod Security, quota, a missing account).
             failure = f"{deployment['metadata']['name']}: {cond.get('message') or cond.get('reason')}"
+            reason = "PodsRefused"
     ready = observed and updated and available and no_old and replicas > 0
-    return ServerHealth(ready=ready, rolling=not (observed and updated and no_old), failure=failure)
+    return ServerHealth(ready=ready, rolling=not (observed and updated and no_old), failure=failure, reason=reason)
 
 
 def stuck_servers(
@@ -85,6 +105,7 @@ def stuck_servers(
 class PodFailure:
     message: str
     store_unavailable: bool
+    reason: str = "ServerFailing"
 
 
 def pod_failures(pods: Iterable[Mapping[str, Any]]) -> dict[int, PodFailure]:
@@ -99,6 +120,13 @@ def pod_failures(pods: Iterable[Mapping[str, Any]]) -> dict[int, PodFailure]:
         index = (meta.get("labels") or {}).get(L.SERVER)
         if index is None or not index.isdigit() or int(index) in out:
             continue
+        scheduled = next(
+            (c for c in (pod.get("status") or {}).get("conditions") or [] if c.get("type") == "PodScheduled"), {}
+        )
+        if scheduled.get("status") == "False" and scheduled.get("reason") == "Unschedulable":
+            why = scheduled.get("message") or "no node fits"
+            out[int(index)] = PodFailure(f"pod {meta.get('name')}: Unschedulable: {why}"[:300], False, "Unschedulable")
+            continue
         for cs in (pod.get("status") or {}).get("containerStatuses") or []:
             if cs.get("ready"):
                 continue
@@ -110,11 +138,27 @@ def pod_failures(pods: Iterable[Mapping[str, Any]]) -> dict[int, PodFailure]:
                 why = lines[-1].strip() if lines else terminated.get("reason") or "no message"
                 code = int(terminated["exitCode"])
                 message = f"pod {meta.get('name')}: {reason or 'Error'}, exit {code}: {why}"
-                out[int(index)] = PodFailure(message[:300], code == STORE_UNAVAILABLE_EXIT)
+                store = code == STORE_UNAVAILABLE_EXIT
+                kind = (
+                    "StoreUnavailable"
+                    if store
+                    else "OOMKilled"
+                    if terminated.get("reason") == "OOMKilled"
+                    else "CrashLoop"
+                )
+                out[int(index)] = PodFailure(message[:300], store, kind)
                 break
             if reason in WAITING_FAILURES:
                 detail = waiting.get("message") or ""
-                out[int(index)] = PodFailure(f"pod {meta.get('name')}: {reason}: {detail}"[:300].rstrip(": "), False)
+                kind = (
+                    "ImagePullFailed"
+                    if reason in IMAGE_FAILURES
+                    else "CrashLoop"
+                    if reason == "CrashLoopBackOff"
+                    else "ContainerConfigError"
+                )
+                message = f"pod {meta.get('name')}: {reason}: {detail}"[:300].rstrip(": ")
+                out[int(index)] = PodFailure(message, False, kind)
                 break
     return out
 
@@ -171,7 +215,11 @@ def compute_status(obs: PackObservation, now: str | None = None) -> dict[str, An
     elif store_failures:
         degraded = ("StoreUnavailable", "; ".join(store_failures[:3]))
     elif failures:
-        degraded = ("ServerFailing", "; ".join(failures[:3]))
+        failing = [h for h in obs.health.values() if h.failure]
+        reason = min((h.reason for h in failing), key=FAILURE_REASONS.index)
+        first = [h.failure for h in failing if h.reason == reason]
+        others = [h.failure for h in failing if h.reason != reason]
+        degraded = (reason, "; ".join([*first, *others][:3]))
     elif not all_ready and not rolling and obs.replicas > 0 and previous_phase in ("Ready", "Degraded"):
         degraded = ("ServersUnavailable", summary)
 
@@ -190,8 +238,13 @@ def compute_status(obs: PackObservation, now: str | None = None) -> dict[str, An
         ready_cond = Cond("Ready", False, "ScaledToZero", "spec.replicas is 0: no server pods run")
     else:
         ready_cond = Cond("Ready", False, "ServersNotReady", summary)
-    if rolling:
+    if degraded is not None and not all_ready:
+        # Not progressing by itself: say so with the same reason, never Progressing=True next to Degraded=True.
+        progressing = Cond("Progressing", False, degraded[0], f"stalled: {degraded[1]}")
+    elif rolling:
         progressing = Cond("Progressing", True, "RollingOut", f"{len(rolling)} of {len(servers)} servers rolling out")
+    elif not all_ready and obs.replicas > 0:
+        progressing = Cond("Progressing", True, "ServersStarting", f"{summary}; waiting for the rest to be available")
     else:
         progressing = Cond("Progressing", False, "RolloutComplete", f"{len(servers)} servers at the current spec")
     degraded_cond = Cond("Degraded", True, *degraded) if degraded else Cond("Degraded", False, "AsExpected", "")
