@@ -18,8 +18,9 @@ from modelpack.local.store import StoreError
 
 EPILOG = """\
 exit codes:
-  0    the SLO was met, or the LoadTest sets no SLO
-  1    the SLO was missed (the violations are printed and in results.json)
+  0    the LoadTest succeeded: the SLO was met, or it sets none, and at most half the requests failed
+  1    the LoadTest failed: the SLO was missed, or most requests failed (the reason is printed and in
+       results.json)
   2    bad input: invalid YAML, a LoadTest whose ModelPack is missing, a bad flag
   3    the run failed: a server did not start (its log tail is printed)
   130  interrupted (Ctrl-C): partial results are printed and written, every server is stopped

@@ -40,5 +40,5 @@ def results_table(name: str, status: LoadTestStatus) -> Table:
 
 def print_verdict(console: Console, status: LoadTestStatus) -> None:
     line = verdict_line(status)
-    style = "dim" if status.slo is None else ("bold green" if status.slo.met else "bold red")
+    style = "bold red" if status.phase == "Failed" else "dim" if status.slo is None else "bold green"
     console.print(line, style=style)

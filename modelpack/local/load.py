@@ -9,7 +9,7 @@ from typing import Any
 
 from rich.console import Console
 
-from modelpack.api.loadtest import LoadTest, Results, SloVerdict, SweepResult
+from modelpack.api.loadtest import LoadTest, Results, SweepResult
 
 
 @dataclass
@@ -71,11 +71,3 @@ def run_loadtest(loadtest: LoadTest, routes: dict[str, str], console: Console) -
         run.sweep = outcome.sweep
         run.timeline = [bucket.to_dict() for bucket in outcome.timeline]
     return run
-
-
-def evaluate(loadtest: LoadTest, results: Results | None) -> SloVerdict | None:
-    from modelpack.loadgen import evaluate_slo
-
-    if results is None:
-        return None
-    return evaluate_slo(loadtest.spec.slo, results)

@@ -24,7 +24,7 @@ from modelpack.api.modelpack import ModelPack
 from modelpack.local import console as out
 from modelpack.local.build import build_models
 from modelpack.local.discovery import discover
-from modelpack.local.load import evaluate, run_loadtest
+from modelpack.local.load import run_loadtest
 from modelpack.local.metrics import interesting, scrape
 from modelpack.local.objects import ObjectsError, load_objects, select
 from modelpack.local.output import default_out_dir, write_results
@@ -43,7 +43,8 @@ from modelpack.placement import place
 from modelpack.report import ReportData, ServerInfo
 
 EXIT_OK = 0
-EXIT_SLO_MISSED = 1
+EXIT_LOADTEST_FAILED = 1
+"""The SLO was missed or most requests failed (the LoadTest's phase is Failed)."""
 EXIT_BAD_INPUT = 2
 EXIT_RUN_FAILED = 3
 EXIT_INTERRUPTED = 130
@@ -187,10 +188,9 @@ def run_local(opts: RunOptions, console: Console) -> RunReport:
     if load.interrupted:
         notes.append("Interrupted by the user: results cover only part of the planned run.")
     finished = datetime.now(UTC)
-    verdict = evaluate(loadtest, load.results)
     status = build_status(
         results=load.results,
-        verdict=verdict,
+        slo=loadtest.spec.slo,
         started=started,
         finished=finished,
         sweep=load.sweep,
@@ -217,8 +217,8 @@ def run_local(opts: RunOptions, console: Console) -> RunReport:
     console.print(f"report:  {report}", soft_wrap=True)
     if load.interrupted:
         return RunReport(EXIT_INTERRUPTED, out_dir, report)
-    if verdict is not None and not verdict.met:
-        return RunReport(EXIT_SLO_MISSED, out_dir, report)
+    if status.phase == "Failed":
+        return RunReport(EXIT_LOADTEST_FAILED, out_dir, report)
     return RunReport(EXIT_OK, out_dir, report)
 
 

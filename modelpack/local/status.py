@@ -5,18 +5,23 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from modelpack.api.common import Condition
-from modelpack.api.loadtest import Cost, LoadTestPhase, LoadTestStatus, Results, SloVerdict, SweepResult
-from modelpack.loadgen.slo import failed_run, run_summary
+from modelpack.api.loadtest import Cost, LoadTestPhase, LoadTestStatus, Results, Slo, SweepResult
+from modelpack.loadgen.judgement import ConditionView, judge
 
 
 def rfc3339(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def _condition(view: ConditionView, now: str) -> Condition:
+    status = "Unknown" if view.status is None else str(view.status)
+    return Condition(type=view.type, status=status, reason=view.reason, message=view.message, last_transition_time=now)
+
+
 def build_status(
     *,
     results: Results | None,
-    verdict: SloVerdict | None,
+    slo: Slo | None,
     started: datetime,
     finished: datetime,
     sweep: SweepResult | None = None,
@@ -24,31 +29,22 @@ def build_status(
     interrupted: bool = False,
     failure: str | None = None,
 ) -> LoadTestStatus:
-    """Phase, results, verdict and the Complete/SLOMet conditions, as `kubectl get loadtest -o yaml` shows them."""
+    """Phase, results, verdict and the Complete/SLOMet conditions, as `kubectl get loadtest -o yaml` shows them:
+    judged by the same :func:`judge` as the operator's."""
     now = rfc3339(finished)
-    failed = failed_run(results) if results is not None else None
-    phase: LoadTestPhase = "Failed" if (interrupted or failure or results is None or failed) else "Succeeded"
-    if interrupted:
-        complete = Condition(type="Complete", status="False", reason="Interrupted", message="Stopped by the user.")
-    elif failure:
-        complete = Condition(type="Complete", status="False", reason="Failed", message=failure)
-    elif failed is not None and results is not None:
-        complete = Condition(
-            type="Complete", status="True", reason="RequestsFailed", message=f"{run_summary(results)}; {failed[1]}"
+    judgement = judge(results, slo) if results is not None else None
+    if interrupted or failure or judgement is None:
+        phase: LoadTestPhase = "Failed"
+        reason, message = (
+            ("Interrupted", "Stopped by the user.") if interrupted else ("Failed", failure or "no results")
         )
+        complete = Condition(type="Complete", status="False", reason=reason, message=message, last_transition_time=now)
     else:
-        complete = Condition(type="Complete", status="True", reason="Finished", message="Results merged.")
-    complete.last_transition_time = now
-    if verdict is None:
-        slo_cond = Condition(type="SLOMet", status="Unknown", reason="NoSLO", message="No SLO set.")
-        slo_word = "None"
-    elif verdict.met:
-        slo_cond = Condition(type="SLOMet", status="True", reason="Met", message="Every SLO bound held.")
-        slo_word = "Met"
-    else:
-        slo_cond = Condition(type="SLOMet", status="False", reason="Missed", message="; ".join(verdict.violations))
-        slo_word = "Missed"
-    slo_cond.last_transition_time = now
+        phase = judgement.phase
+        complete = _condition(judgement.complete, now)
+    conditions = [complete]
+    if judgement is not None:
+        conditions.append(_condition(judgement.slo_condition, now))
     return LoadTestStatus(
         phase=phase,
         start_time=rfc3339(started),
@@ -57,8 +53,8 @@ def build_status(
         workers_failed=1 if phase == "Failed" else 0,
         results=results,
         sweep=sweep,
-        slo=verdict,
-        slo_verdict=slo_word,  # type: ignore[arg-type]
+        slo=judgement.slo if judgement else None,
+        slo_verdict=judgement.slo_word if judgement else None,
         cost=cost,
-        conditions=[complete, slo_cond],
+        conditions=conditions,
     )

@@ -73,7 +73,10 @@ def status_rows(status: LoadTestStatus) -> list[tuple[str, str]]:
 
 
 def verdict_line(status: LoadTestStatus) -> str:
-    """One sentence: met, missed with every violation, or no SLO set."""
+    """One sentence: most requests failed (why), met, missed with every violation, or no SLO set."""
+    complete = next((c for c in status.conditions or [] if c.type == "Complete"), None)
+    if complete is not None and complete.reason == "RequestsFailed":
+        return f"Run failed: {complete.message}"
     if status.slo is None:
         return "No SLO set."
     if status.slo.met:

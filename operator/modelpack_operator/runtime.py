@@ -13,6 +13,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Sequence
 
+from modelpack.api.common import API_VERSION
 from modelpack_operator import metrics
 from modelpack_operator.coalesce import Coalescer
 from modelpack_operator.kube import Kube, KubeError
@@ -21,7 +22,6 @@ from modelpack_operator.reconcile.modelpack import reconcile_pack
 from modelpack_operator.settings import OperatorSettings
 
 log = logging.getLogger(__name__)
-API_VERSION = "modelpack.dev/v1alpha1"
 DELETED_PACKS_REMEMBERED = 4096
 """UIDs of deleted packs kept to ignore their servers' garbage collection (bounded: oldest forgotten first)."""
 

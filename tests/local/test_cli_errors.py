@@ -101,7 +101,7 @@ def test_help_documents_exit_codes(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit):
         main(["run", "--help"])
     out = capsys.readouterr().out
-    assert "1    the SLO was missed" in out
+    assert "1    the LoadTest failed: the SLO was missed, or most requests failed" in out
     assert "file:///./rel/path is relative to the current" in out
 
 

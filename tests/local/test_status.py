@@ -24,7 +24,7 @@ def _results(errors: ErrorsByClass) -> Results:
 
 
 def test_a_run_whose_sends_were_all_dropped_fails_and_says_why() -> None:
-    status = build_status(results=_results(ErrorsByClass(dropped=1000)), verdict=None, started=T0, finished=T0)
+    status = build_status(results=_results(ErrorsByClass(dropped=1000)), slo=None, started=T0, finished=T0)
     assert status.phase == "Failed"
     complete = next(c for c in status.conditions if c.type == "Complete")
     assert complete.reason == "RequestsFailed"
@@ -32,5 +32,5 @@ def test_a_run_whose_sends_were_all_dropped_fails_and_says_why() -> None:
 
 
 def test_a_run_with_a_few_errors_and_no_slo_succeeds() -> None:
-    status = build_status(results=_results(ErrorsByClass(http5xx=10)), verdict=None, started=T0, finished=T0)
+    status = build_status(results=_results(ErrorsByClass(http5xx=10)), slo=None, started=T0, finished=T0)
     assert status.phase == "Succeeded"

@@ -13,10 +13,11 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from modelpack.api.common import API_VERSION
 from modelpack.api.loading import format_validation_error
 from modelpack.api.loadtest import LoadTest
+from modelpack.loadgen.judgement import judge
 from modelpack.loadgen.outcome import merge_outcomes
-from modelpack.loadgen.slo import evaluate_slo, failed_run, run_summary
 from modelpack_operator import events
 from modelpack_operator import labels as L
 from modelpack_operator.builders.loadtest_job import job_name, loadtest_job, result_name, rfc3339
@@ -30,7 +31,6 @@ from modelpack_operator.settings import OperatorSettings
 from modelpack_operator.status import Cond, find, is_true, merge_conditions, now_rfc3339
 
 log = logging.getLogger(__name__)
-API_VERSION = "modelpack.dev/v1alpha1"
 TERMINAL_PHASES = ("Succeeded", "Failed")
 HISTOGRAMS_IN_STATUS_MAX = 64 * 1024
 
@@ -202,7 +202,7 @@ def _succeed(kube: Kube, lt: LoadTest, step: _Step, reports: list[WorkerResult],
         step.set("Failed", "ResultsInconsistent", f"cannot merge worker results: {err}", completionTime=now_rfc3339())
         return
     results = outcome.results
-    verdict = evaluate_slo(lt.spec.slo, results)
+    judgement = judge(results, lt.spec.slo)
     results_dict = results.to_dict()
     if (
         len(results_dict.get("histogram", "")) + len(results_dict.get("serviceHistogram", ""))
@@ -217,24 +217,12 @@ def _succeed(kube: Kube, lt: LoadTest, step: _Step, reports: list[WorkerResult],
     cost = loadtest_cost(kube, lt, results.throughput, settings)
     if cost is not None:
         fields["cost"] = cost.to_dict()
-    summary = run_summary(results)
-    if verdict is None:
-        fields["sloVerdict"] = "None"
-        slo_condition = Cond("SLOMet", None, "NoSLO", "spec.slo is not set")
-    elif verdict.met:
-        fields.update(slo=verdict.to_dict(), sloVerdict="Met")
-        slo_condition = Cond("SLOMet", True, "SLOMet", "every bound of spec.slo held")
-    else:
-        fields.update(slo=verdict.to_dict(), sloVerdict="Missed")
-        slo_condition = Cond("SLOMet", False, "SLOMissed", "; ".join(verdict.violations))
-    failed = failed_run(results)
-    if failed is not None:
-        step.set("Failed", "RequestsFailed", f"{summary}; {failed[1]}", complete=True, **fields)
-    elif verdict is not None and not verdict.met:
-        step.set("Failed", "SLOMissed", f"{summary}; SLO missed: {slo_condition.message}", complete=True, **fields)
-    else:
-        step.set("Succeeded", "Succeeded", summary, complete=True, **fields)
-    step.conditions.append(slo_condition)
+    fields["sloVerdict"] = judgement.slo_word
+    if judgement.slo is not None:
+        fields["slo"] = judgement.slo.to_dict()
+    done, slo = judgement.complete, judgement.slo_condition
+    step.set(judgement.phase, done.reason, done.message, complete=True, **fields)
+    step.conditions.append(Cond(slo.type, slo.status, slo.reason, slo.message))
 
 
 def _write(kube: Kube, step: _Step) -> dict[str, Any]:

@@ -16,6 +16,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from modelpack.api.common import API_VERSION
 from modelpack.api.limits import pack_limit_problem
 from modelpack.api.loading import format_validation_error
 from modelpack.api.modelpack import ModelPack
@@ -45,7 +46,6 @@ from modelpack_operator.reconcile.pack_status import (
 from modelpack_operator.settings import OperatorSettings
 
 log = logging.getLogger(__name__)
-API_VERSION = "modelpack.dev/v1alpha1"
 
 
 class _TooLarge(ValueError):
