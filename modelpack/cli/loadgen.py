@@ -45,7 +45,9 @@ def register(parser: argparse.ArgumentParser) -> None:
     t = parser.add_argument_group("targets")
     t.add_argument("--url", action="append", default=[], metavar="URL", help="V2 server base URL (repeatable)")
     t.add_argument("--model", action="append", default=[], metavar="NAME", help="model at every --url (repeatable)")
-    t.add_argument("--models-from-server", action="store_true", help="every ready model in each server's index")
+    t.add_argument(
+        "--models-from-server", action="store_true", help="every servable (not FAILED) model in each server's index"
+    )
     t.add_argument("--loadtest", metavar="FILE", help="a LoadTest YAML; its spec replaces the load flags")
     t.add_argument("--spread", choices=["uniform", "zipf", "round-robin"], help="how requests spread over models")
     t.add_argument("--zipf-exponent", type=float, help="skew of --spread zipf (default 1.1)")

@@ -53,7 +53,8 @@ async def fetch_metadata(session: aiohttp.ClientSession, endpoint: Endpoint) -> 
 
 
 async def list_models(session: aiohttp.ClientSession, url: str) -> list[str]:
-    """Names in the server's repository index (``POST /v2/repository/index``), ready models only."""
+    """Names in the server's repository index (``POST /v2/repository/index``) it can serve: loaded, loading or
+    loadable on demand (a lazily loading server lists most of its models UNAVAILABLE), not FAILED."""
     base = normalize_url(url)
     what = "POST /v2/repository/index"
     status, data = await _json(session, "POST", f"{base}/v2/repository/index", base, what)
@@ -62,10 +63,10 @@ async def list_models(session: aiohttp.ClientSession, url: str) -> list[str]:
     names = [
         str(item["name"])
         for item in data
-        if isinstance(item, dict) and "name" in item and str(item.get("state", "READY")).upper() in ("READY", "")
+        if isinstance(item, dict) and "name" in item and str(item.get("state", "")).upper() != "FAILED"
     ]
     if not names:
-        raise TargetError(f"{base} lists no ready models in its repository index")
+        raise TargetError(f"{base} lists no servable models in its repository index")
     return sorted(dict.fromkeys(names))
 
 

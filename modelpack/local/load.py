@@ -1,15 +1,21 @@
-"""The LoadTest's load, in the `modelpack run` process: one asyncio worker, Ctrl-C keeps what was measured."""
+"""The LoadTest's load under `modelpack run`: its workers here (one in this process, or one process each);
+Ctrl-C keeps what was measured."""
 
 from __future__ import annotations
 
 import asyncio
 import signal
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 
 from modelpack.api.loadtest import LoadTest, Results, SweepResult
+
+if TYPE_CHECKING:
+    from modelpack.loadgen.endpoints import Endpoint
+    from modelpack.loadgen.outcome import LoadOutcome
 
 
 @dataclass
@@ -23,7 +29,7 @@ class LoadRun:
 
 
 def run_loadtest(loadtest: LoadTest, routes: dict[str, str], console: Console) -> LoadRun:
-    """The LoadTest in this process (one worker: the machine's cores are better spent on the servers).
+    """The LoadTest's ``spec.workers`` workers: one in this process, or one process each (:func:`_run_workers`).
 
     A first Ctrl-C (or SIGTERM) stops sending and keeps what was measured (the load generator's
     ``stop_event``); a second one abandons the results.
@@ -32,6 +38,8 @@ def run_loadtest(loadtest: LoadTest, routes: dict[str, str], console: Console) -
 
     names = select_models(loadtest.spec.target.models, list(routes))
     endpoints = [Endpoint(model=n, url=routes[n]) for n in names]
+    if loadtest.spec.workers > 1:
+        return _run_workers(loadtest, endpoints, console)
     run = LoadRun()
 
     async def main() -> Any:
@@ -65,9 +73,25 @@ def run_loadtest(loadtest: LoadTest, routes: dict[str, str], console: Console) -
         # asyncio resets the handlers it removes to the defaults; put back the runner's SIGTERM clean-up.
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-    if outcome is not None:
-        run.interrupted = run.interrupted or bool(outcome.interrupted)
-        run.results = outcome.results
-        run.sweep = outcome.sweep
-        run.timeline = [bucket.to_dict() for bucket in outcome.timeline]
+    return run if outcome is None else _from_outcome(run, outcome)
+
+
+def _run_workers(loadtest: LoadTest, endpoints: Sequence[Endpoint], console: Console) -> LoadRun:
+    """One process per worker of ``spec.workers``: worker i of N sends the share a cluster's Job pod with
+    completion index i sends, and their tallies merge exactly as the operator merges its workers' results
+    (:func:`modelpack.loadgen.merge_outcomes`). Ctrl-C reaches every worker, each keeps what it measured."""
+    from modelpack.loadgen.processes import run_load_processes
+    from modelpack.loadgen.progress import LiveProgress
+
+    console.print(f"{loadtest.spec.workers} load-generating worker processes share the rate")
+    with LiveProgress(console) as live:
+        outcome = run_load_processes(loadtest.spec, endpoints, loadtest.spec.workers, on_progress=live.update)
+    return _from_outcome(LoadRun(), outcome)
+
+
+def _from_outcome(run: LoadRun, outcome: LoadOutcome) -> LoadRun:
+    run.interrupted = run.interrupted or bool(outcome.interrupted)
+    run.results = outcome.results
+    run.sweep = outcome.sweep
+    run.timeline = [bucket.to_dict() for bucket in outcome.timeline]
     return run

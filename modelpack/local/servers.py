@@ -15,15 +15,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from modelpack import serving
 from modelpack.api.modelpack import ServerSpec
 from modelpack.local.ports import any_free_port, choose_port
 from modelpack.local.processes import ManagedProcess, ProcessGroup
 from modelpack.placement import Placement, server_name
-from modelpack.serving import tuning_flags
 
 PORT_TAKEN_MARKERS = ("address already in use", "errno 98")
 MAX_PORT_RETRIES = 3
-MODELS_ARG_LIMIT = 64 * 1024
 
 
 class ServerStartError(RuntimeError):
@@ -58,43 +57,24 @@ class ServeConfig:
     work_dir: Path
 
 
-def _models_args(name: str, models: Sequence[str], work_dir: Path) -> list[str]:
-    """``--models a,b`` while short; a file past Linux's 128 KiB limit on one argument's length."""
-    joined = ",".join(models)
-    if len(joined) < MODELS_ARG_LIMIT:
-        return ["--models", joined]
-    path = work_dir / f"{name}.models"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("\n".join(models) + "\n")
-    return ["--models-file", str(path)]
-
-
 def serve_argv(name: str, models: Sequence[str], port: int, cfg: ServeConfig) -> list[str]:
-    """The `modelpack serve` command line of one server, from the pack's server spec."""
-    spec = cfg.spec
-    argv = [
-        sys.executable,
-        "-m",
-        "modelpack.cli.main",
-        "serve",
-        "--store",
-        cfg.store_uri,
-        *_models_args(name, models, cfg.work_dir),
-        "--host",
-        cfg.host,
-        "--port",
-        str(port),
-        "--threads",
-        str(cfg.threads),
-        "--inference-workers",
-        str(cfg.inference_workers),
-        "--graceful-shutdown-s",
-        "3",
-        "--log-level",
-        "warning",
-        *tuning_flags(spec),
-    ]
-    return argv
+    """The `modelpack serve` command line of one server: the shared flags, plus what only a local process
+    sets (its interpreter, inference threads, a short drain and quiet logs)."""
+    models_file = cfg.work_dir / f"{name}.models"
+    if serving.models_in_file(models):
+        models_file.parent.mkdir(parents=True, exist_ok=True)
+        models_file.write_text(serving.models_file_text(models))
+    flags = serving.serve_args(
+        cfg.spec,
+        models,
+        store_uri=cfg.store_uri,
+        host=cfg.host,
+        port=port,
+        threads=cfg.threads,
+        models_file=str(models_file),
+    )
+    local = ["--inference-workers", str(cfg.inference_workers), "--graceful-shutdown-s", "3", "--log-level", "warning"]
+    return [sys.executable, "-m", "modelpack.cli.main", "serve", *flags, *local]
 
 
 def is_ready(url: str, timeout: float = 1.0) -> bool:

@@ -30,12 +30,8 @@ from modelpack.api.loadtest import LoadTestStatus, Results, SweepStep
 from modelpack.api.modelpack import ModelPack
 from modelpack.cost import pod_requests
 from modelpack.plan.sizing import ServerShape
-from modelpack.pools import GPU_RESOURCE, NEURON_RESOURCE
 from modelpack.pricing import ComputeType
-from modelpack.serving import memory_request
-
-ACCELERATOR_RESOURCE = {"inferentia": NEURON_RESOURCE, "gpu": GPU_RESOURCE}
-
+from modelpack.serving import server_resources
 
 RESULTS_FILE = "results.json"
 
@@ -259,17 +255,9 @@ def server_shape_of(pack: ModelPack) -> ServerShape:
 
     CPU = ``server.workerThreads``, memory = ``server.memoryBudget`` + the operator's default overhead,
     accelerators = ``compute.acceleratorsPerServer`` on inferentia and gpu; ``compute.resources.requests``
-    overrides each. tests/plan checks this against the operator's own builder so the two cannot drift.
+    overrides each: :func:`modelpack.serving.server_resources`, which the operator's pods request too.
     """
-    spec = pack.spec
-    requests: dict[str, str] = {
-        "cpu": str(spec.server.worker_threads),
-        "memory": memory_request(spec.server.memory_budget),
-    }
-    if spec.compute.type in ACCELERATOR_RESOURCE:
-        requests[ACCELERATOR_RESOURCE[spec.compute.type]] = str(spec.compute.accelerators_per_server)
-    if spec.compute.resources and spec.compute.resources.requests:
-        requests.update(spec.compute.resources.requests)
+    requests = server_resources(pack.spec)["requests"]
     req = pod_requests({"spec": {"containers": [{"name": "server", "resources": {"requests": requests}}]}})
     return ServerShape(
         cpu_millicores=int(req.get("cpu", 0) * 1000),

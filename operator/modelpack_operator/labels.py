@@ -21,6 +21,7 @@ DESIRED_HASH = "modelpack.dev/desired-hash"
 
 SERVER_COMPONENT = "model-server"
 ROUTES_COMPONENT = "route-table"
+MODELS_COMPONENT = "server-models"
 WORKER_COMPONENT = "loadtest-worker"
 RESULT_COMPONENT = "loadtest-result"
 
@@ -33,6 +34,11 @@ def pack_selector(pack: str) -> str:
 def loadtest_selector(loadtest: str) -> str:
     """Label selector of a LoadTest's Job and result ConfigMaps."""
     return f"{LOADTEST}={loadtest}"
+
+
+def models_selector(pack: str) -> str:
+    """Label selector of the ConfigMaps holding long server model lists."""
+    return f"{pack_selector(pack)},{COMPONENT}={MODELS_COMPONENT}"
 
 
 def routes_selector(pack: str) -> str:

@@ -64,14 +64,14 @@ def test_endpoint_with_nothing_listening(tmp_path: Path, capsys: pytest.CaptureF
     f = write(tmp_path / "t.yaml", loadtest_doc("t", "p"))
     code, err = run_cli(capsys, "-f", str(f), "--endpoint", f"http://127.0.0.1:{port}", "--out", str(tmp_path / "o"))
     assert code == 2
-    assert f"--endpoint http://127.0.0.1:{port}: cannot connect" in err
+    assert f"--endpoint: cannot reach http://127.0.0.1:{port}: " in err
 
 
 def test_endpoint_that_is_not_a_url(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     f = write(tmp_path / "t.yaml", loadtest_doc("t", "p"))
     code, err = run_cli(capsys, "-f", str(f), "--endpoint", "127.0.0.1:8080", "--out", str(tmp_path / "o"))
     assert code == 2
-    assert "--endpoint '127.0.0.1:8080': expected an http:// or https:// URL" in err
+    assert "--endpoint: invalid URL '127.0.0.1:8080': expected http://host:port or https://host:port" in err
 
 
 @pytest.mark.parametrize(

@@ -231,7 +231,9 @@ def test_against_a_running_server_missed_slo_exits_1(tiny_store: Path, tmp_path:
         while not is_ready(f"http://127.0.0.1:{port}") and time.monotonic() < deadline:
             assert server.alive(), server.log_tail()
             time.sleep(0.2)
-        f = write(tmp_path / "lt.yaml", loadtest_doc("ext", "not-here", rate=RATE, slo={"p50LatencyMs": 0.001}))
+        doc = loadtest_doc("ext", "not-here", rate=RATE, slo={"p50LatencyMs": 0.001})
+        doc["spec"]["workers"] = 2  # two worker processes, merged as the operator merges its Job's pods
+        f = write(tmp_path / "lt.yaml", doc)
         out = tmp_path / "out"
         done = run_cli(tmp_path, "-f", str(f), "--endpoint", f"http://127.0.0.1:{port}/", "--out", str(out))
         assert server.alive()  # `modelpack run` stops only what it started
@@ -243,9 +245,11 @@ def test_against_a_running_server_missed_slo_exits_1(tiny_store: Path, tmp_path:
         assert server.alive()
     assert done.returncode == 1, done.stdout + done.stderr
     assert f"found {len(FLEET)} models on 1 endpoint(s)" in done.stdout
+    assert "2 load-generating worker processes share the rate" in done.stdout
     assert "SLO missed: p50 latency" in done.stdout
     status = _results(out)
     assert status["results"]["successes"] == status["results"]["requests"] > 0
+    assert status["results"]["requests"] == pytest.approx(RATE * 3, rel=0.05)  # both workers' shares merged
     assert status["sloVerdict"] == "Missed"
     assert status["slo"]["violations"][0].startswith("p50 latency ")
     assert "SLO missed" in (out / "report.html").read_text()

@@ -6,7 +6,8 @@ from pathlib import Path
 
 from modelpack.api.modelpack import Batching, ServerSpec
 from modelpack.cli.main import build_parser
-from modelpack.local.servers import MODELS_ARG_LIMIT, ServeConfig, serve_argv
+from modelpack.local.servers import ServeConfig, serve_argv
+from modelpack.serving import MODELS_ARG_LIMIT
 
 
 def _cfg(tmp_path: Path, **spec: object) -> ServeConfig:

@@ -12,7 +12,7 @@ from modelpack.placement import place
 from modelpack.serving import DEFAULT_MEMORY_OVERHEAD
 from modelpack_operator import labels as L
 from modelpack_operator.builders.rbac import server_service_account
-from modelpack_operator.builders.server import server_deployment, server_service, service_url
+from modelpack_operator.builders.server import models_config_map, server_deployment, server_service, service_url
 from modelpack_operator.settings import OperatorSettings, ServerSettings
 from tests.operator.factories import make_pack
 
@@ -38,6 +38,24 @@ def _container(dep: dict[str, Any]) -> dict[str, Any]:
 def _arg(container: dict[str, Any], flag: str) -> str:
     args = container["args"]
     return args[args.index(flag) + 1]
+
+
+def test_a_server_of_many_models_reads_its_list_from_a_mounted_config_map() -> None:
+    pack = make_pack(models={"count": 8000}, modelsPerServer=8000)
+    server = place(pack.spec.models.expand(), pack.spec.models_per_server).servers[0]
+    dep = server_deployment(pack, server, SETTINGS)
+    args = _container(dep)["args"]
+    assert "--models" not in args and _arg(_container(dep), "--models-file") == "/etc/modelpack/models/models"
+    assert sum(len(a) for a in args) < 4096
+    volume = next(v for v in _pod(dep)["volumes"] if v["name"] == "models")
+    mount = next(m for m in _container(dep)["volumeMounts"] if m["name"] == "models")
+    assert volume["configMap"]["name"] == "bert-s0000-models" and mount["mountPath"] == "/etc/modelpack/models"
+    cm = models_config_map(pack, server)
+    assert cm is not None and cm["metadata"]["name"] == "bert-s0000-models"
+    assert cm["data"]["models"].split() == list(server.models)
+    assert cm["metadata"]["labels"][L.COMPONENT] == L.MODELS_COMPONENT
+    assert cm["metadata"]["ownerReferences"][0]["kind"] == "ModelPack"
+    assert models_config_map(make_pack(), place(make_pack().spec.models.expand(), 2).servers[0]) is None
 
 
 def test_each_server_serves_its_share_of_the_placement() -> None:

@@ -9,22 +9,19 @@ from __future__ import annotations
 from typing import Any
 
 from modelpack.api.modelpack import Compute
-from modelpack.pools import ARCH_LABEL, GPU_RESOURCE, INSTANCE_TYPE_LABEL, NEURON_RESOURCE
+from modelpack.pools import ARCH_LABEL, INSTANCE_TYPE_LABEL, get_pool
 from modelpack_operator.settings import ServerSettings
-
-ARCH_OF: dict[str, str] = {"graviton": "arm64", "x86": "amd64", "inferentia": "amd64", "gpu": "amd64"}
-ACCELERATOR_OF: dict[str, str] = {"inferentia": NEURON_RESOURCE, "gpu": GPU_RESOURCE}
 
 
 def node_selector(compute: Compute) -> dict[str, str]:
     """The architecture the image variant is built for, then the user's extra labels."""
-    return {ARCH_LABEL: ARCH_OF[compute.type], **(compute.node_selector or {})}
+    return {ARCH_LABEL: get_pool(compute.type).arch, **(compute.node_selector or {})}
 
 
 def tolerations(compute: Compute) -> list[dict[str, Any]]:
     """Accelerator node groups are tainted for their resource (as EKS does); tolerate that taint."""
     out: list[dict[str, Any]] = []
-    accelerator = ACCELERATOR_OF.get(compute.type)
+    accelerator = get_pool(compute.type).accelerator_resource()
     if accelerator:
         out.append({"key": accelerator, "operator": "Exists", "effect": "NoSchedule"})
     for t in compute.tolerations or []:
@@ -39,12 +36,6 @@ def affinity(compute: Compute) -> dict[str, Any] | None:
     expression = {"key": INSTANCE_TYPE_LABEL, "operator": "In", "values": list(compute.instance_types)}
     term = {"matchExpressions": [expression]}
     return {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [term]}}}
-
-
-def accelerator_resources(compute: Compute) -> dict[str, str]:
-    """Extended resources a server requests (and limits: the device plugin needs both equal)."""
-    accelerator = ACCELERATOR_OF.get(compute.type)
-    return {accelerator: str(compute.accelerators_per_server)} if accelerator else {}
 
 
 def server_image(image: str, compute: Compute, settings: ServerSettings) -> str:

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from modelpack import serving
 from modelpack.api.modelpack import DEFAULT_SERVER_IMAGE, ModelPack
 from modelpack.placement import Server, server_name
-from modelpack.serving import memory_request, tuning_flags
 from modelpack_operator import labels as L
 from modelpack_operator.builders import scheduling
 from modelpack_operator.builders.meta import object_meta, owner_reference, with_hash
@@ -20,6 +20,8 @@ from modelpack_operator.builders.store import store_access
 from modelpack_operator.settings import ServerSettings
 
 CACHE_DIR = "/var/cache/modelpack"
+MODELS_DIR = "/etc/modelpack/models"
+MODELS_KEY = "models"
 CONTAINER = "server"
 PORT_NAME = "http"
 
@@ -29,46 +31,26 @@ def server_labels(pack: str, index: int) -> dict[str, str]:
     return {L.PACK: pack, L.SERVER: str(index)}
 
 
-def server_args(pack: ModelPack, server: Server, store_uri: str) -> list[str]:
-    """The ``modelpack serve`` flags of one server; the model list is its share of the placement."""
-    spec = pack.spec.server
-    args = [
-        "--host",
-        "0.0.0.0",
-        "--port",
-        str(spec.port),
-        "--store",
-        store_uri,
-        "--models",
-        ",".join(server.models),
-        "--threads",
-        str(spec.worker_threads),
-        *tuning_flags(spec),
-    ]
-    return args
+def models_config_map(pack: ModelPack, server: Server) -> dict[str, Any] | None:
+    """The ConfigMap holding a server's model list when it is too long for ``--models`` (None otherwise)."""
+    if not serving.models_in_file(server.models):
+        return None
+    name = pack.metadata.name
+    labels = {**server_labels(name, server.index), L.COMPONENT: L.MODELS_COMPONENT}
+    owner = owner_reference("ModelPack", name, pack.metadata.uid or "")
+    obj = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": object_meta(
+            models_config_map_name(name, server.index), pack.metadata.namespace or "default", labels, owner
+        ),
+        "data": {MODELS_KEY: serving.models_file_text(server.models)},
+    }
+    return with_hash(obj)
 
 
-def server_resources(pack: ModelPack, settings: ServerSettings) -> dict[str, Any]:
-    """CPU = torch threads, memory = model budget + runtime overhead; accelerators requested and limited.
-
-    Memory is limited to the request: a server past its budget is a bug to surface as OOMKilled, not to
-    let grow into its neighbours' memory. CPU is not limited (throttling only adds latency).
-    """
-    spec = pack.spec.server
-    memory = memory_request(spec.memory_budget, settings.memory_overhead)
-    accelerators = scheduling.accelerator_resources(pack.spec.compute)
-    requests = {"cpu": str(spec.worker_threads), "memory": memory, **accelerators}
-    limits = {"memory": memory, **accelerators}
-    override = pack.spec.compute.resources
-    if override is not None:
-        requests.update(override.requests or {})
-        limits.update(override.limits or {})
-        # A request raised without its limit would sit above the generated limit, which the API server refuses;
-        # the limit follows it (and extended resources must have requests == limits anyway).
-        for key, value in (override.requests or {}).items():
-            if key in limits and key not in (override.limits or {}):
-                limits[key] = value
-    return {"requests": requests, "limits": limits}
+def models_config_map_name(pack: str, index: int) -> str:
+    return f"{server_name(pack, index)}-models"
 
 
 def _probe(path: str, period: int, failures: int) -> dict[str, Any]:
@@ -87,6 +69,7 @@ def _base_image(image: str, settings: ServerSettings) -> str:
 def _container(pack: ModelPack, server: Server, settings: ServerSettings) -> dict[str, Any]:
     spec = pack.spec.server
     access = store_access(pack.spec.store)
+    in_file = serving.models_in_file(server.models)
     env = [
         {"name": "MODELPACK_CACHE_DIR", "value": CACHE_DIR},
         {"name": "HOME", "value": "/tmp"},
@@ -97,10 +80,18 @@ def _container(pack: ModelPack, server: Server, settings: ServerSettings) -> dic
         "name": CONTAINER,
         "image": scheduling.server_image(_base_image(spec.image, settings), pack.spec.compute, settings),
         "command": ["modelpack", "serve"],
-        "args": server_args(pack, server, access.uri),
+        "args": serving.serve_args(
+            spec,
+            server.models,
+            store_uri=access.uri,
+            host="0.0.0.0",
+            port=spec.port,
+            threads=spec.worker_threads,
+            models_file=f"{MODELS_DIR}/{MODELS_KEY}",
+        ),
         "ports": [{"name": PORT_NAME, "containerPort": spec.port, "protocol": "TCP"}],
         "env": env,
-        "resources": server_resources(pack, settings),
+        "resources": serving.server_resources(pack.spec, settings.memory_overhead),
         "startupProbe": _probe("/v2/health/live", 5, max(1, settings.startup_seconds // 5)),
         "livenessProbe": _probe("/v2/health/live", 10, 3),
         "readinessProbe": _probe("/v2/health/ready", 5, 2),
@@ -116,6 +107,7 @@ def _container(pack: ModelPack, server: Server, settings: ServerSettings) -> dic
         "volumeMounts": [
             {"name": "tmp", "mountPath": "/tmp"},
             {"name": "model-cache", "mountPath": CACHE_DIR},
+            *([{"name": "models", "mountPath": MODELS_DIR, "readOnly": True}] if in_file else []),
             *access.mounts,
         ],
     }
@@ -139,6 +131,11 @@ def _pod_spec(pack: ModelPack, server: Server, settings: ServerSettings) -> dict
         "volumes": [
             {"name": "tmp", "emptyDir": {"sizeLimit": settings.tmp_size}},
             {"name": "model-cache", "emptyDir": {"sizeLimit": settings.cache_size}},
+            *(
+                [{"name": "models", "configMap": {"name": models_config_map_name(pack.metadata.name, server.index)}}]
+                if serving.models_in_file(server.models)
+                else []
+            ),
             *access.volumes,
         ],
         "terminationGracePeriodSeconds": 30,

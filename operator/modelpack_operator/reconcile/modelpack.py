@@ -31,7 +31,7 @@ from modelpack_operator.builders.routes import (
     route_tables,
     routes,
 )
-from modelpack_operator.builders.server import server_deployment, server_service
+from modelpack_operator.builders.server import models_config_map, server_deployment, server_service
 from modelpack_operator.builders.store import parse_pvc
 from modelpack_operator.kube import Kube, KubeError
 from modelpack_operator.reconcile.apply import SyncReport, sync
@@ -160,6 +160,8 @@ def reconcile_pack(kube: Kube, body: dict[str, Any], settings: OperatorSettings)
         store_problem = _store_problem(kube, pack, namespace)
         desired = []
         for server in placement.servers:
+            if (models := models_config_map(pack, server)) is not None:
+                desired.append(models)
             desired.append(server_deployment(pack, server, settings.server))
             desired.append(server_service(pack, server, settings.server))
         live_deployments: list[dict[str, Any]] = []
@@ -170,10 +172,11 @@ def reconcile_pack(kube: Kube, body: dict[str, Any], settings: OperatorSettings)
             sync(kube, desired_routes, live_shards, concurrency=settings.reconcile.apply_concurrency)
             live_deployments = kube.list("apps/v1", "Deployment", namespace, L.pack_selector(name))
             live_services = kube.list("v1", "Service", namespace, L.pack_selector(name))
+            live_models = kube.list("v1", "ConfigMap", namespace, L.models_selector(name))
             sync(
                 kube,
                 desired,
-                live_deployments + live_services,
+                live_models + live_deployments + live_services,
                 report=report,
                 concurrency=settings.reconcile.apply_concurrency,
             )
