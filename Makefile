@@ -22,12 +22,14 @@ test: $(STAMP)
 	hack/system-deps.sh
 	$(PY) -m tests.cluster.binaries
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/lint-imports
 	$(PY) -m pytest ; rc=$$?; if [ $$rc -eq 5 ]; then echo "no tests selected"; rc=0; fi; exit $$rc
 	hack/fresh-clock.sh $(PY) -m pytest -q -p no:cacheprovider -m "not cluster and not slow" $$(grep -v '^#' hack/fresh-clock-tests.txt)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/lint-imports
 
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from modelpack.cli.main import main
+from model_server.command import main
 
 if __name__ == "__main__":
-    sys.exit(main(["serve", *sys.argv[1:]]))
+    sys.exit(main())

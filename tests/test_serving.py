@@ -25,7 +25,7 @@ def test_flags_follow_the_spec() -> None:
 def test_server_cli_accepts_the_flags() -> None:
     import argparse
 
-    from modelpack.cli import serve
+    from model_server import command as serve
 
     parser = argparse.ArgumentParser()
     serve.register(parser)

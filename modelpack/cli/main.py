@@ -24,7 +24,7 @@ EPILOG = "Start with `modelpack run -f pack.yaml -f loadtest.yaml`; `modelpack C
 COMMANDS: dict[str, tuple[str, str]] = {
     "run": ("modelpack.cli.run", "Run a ModelPack and LoadTest on this machine, no cluster needed."),
     "loadgen": ("modelpack.cli.loadgen", "Generate open- or closed-loop load against model servers."),
-    "serve": ("modelpack.cli.serve", "Start one model server over a model store."),
+    "serve": ("model_server.command", "Start one model server over a model store."),
     "models": ("modelpack.cli.models", "Build fleets of distinct models into a store; trace models for a target."),
     "plan": ("modelpack.cli.plan", "Size a fleet: instance family, node count and hourly cost for a target rate."),
     "crds": ("modelpack.cli.crds", "Generate the CRDs and API docs from the types."),

@@ -81,8 +81,8 @@ def test_serve_names_bad_env_var(
 
 
 def test_settings_from_flags_and_env(fleet: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from model_server.command import settings_from_args
     from modelpack.cli.main import build_parser
-    from modelpack.cli.serve import settings_from_args
 
     monkeypatch.setenv("MODELPACK_MEMORY_BUDGET", "1Gi")
     monkeypatch.setenv("MODELPACK_MAX_BATCH_SIZE", "16")

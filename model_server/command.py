@@ -1,18 +1,30 @@
-"""`modelpack serve`: one model server over a store. Every flag can also come from a MODELPACK_* env var
-(what the operator's pods and `modelpack run` set); a flag given on the command line wins."""
+"""`modelpack serve` (and ``python -m model_server``): one model server over a store. Every flag can also come
+from a MODELPACK_* env var (what the operator's pods and `modelpack run` set); a flag given on the command line
+wins. The server owns this parsing: the ``modelpack`` CLI only mounts it as a subcommand."""
 
 from __future__ import annotations
 
 import argparse
 import math
 import os
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
+from model_server.settings import Settings
 from modelpack.api.base import parse_quantity
-from modelpack.cli.errors import CliError
 from modelpack.serving import STORE_UNAVAILABLE_EXIT
+
+
+class SettingsError(Exception):
+    """A flag or env var the server cannot run with; the message names it. ``exit_code`` 2 (bad input) or
+    ``STORE_UNAVAILABLE_EXIT``."""
+
+    def __init__(self, message: str, exit_code: int = 2) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
 
 T = TypeVar("T")
 
@@ -113,7 +125,7 @@ def _typed(args: argparse.Namespace, dest: str, parse: Callable[[str], T], defau
     try:
         value = parse(str(raw))
     except ValueError:
-        raise CliError(f"{source}: {raw!r} is not a valid value{f' ({check})' if check else ''}") from None
+        raise SettingsError(f"{source}: {raw!r} is not a valid value{f' ({check})' if check else ''}") from None
     return value
 
 
@@ -154,7 +166,7 @@ def read_models_file(path: str, source: str) -> list[str]:
     try:
         lines = Path(path).read_text().splitlines()
     except OSError as err:
-        raise CliError(f"{source}: cannot read {path}: {err.strerror}") from None
+        raise SettingsError(f"{source}: cannot read {path}: {err.strerror}") from None
     names = [line.split("#", 1)[0].strip() for line in lines]
     return [n for n in names if n]
 
@@ -169,7 +181,7 @@ def _models(args: argparse.Namespace) -> list[str] | None:
         env_models = os.environ.get(ENV_VARS["models"]) or None
         env_file = os.environ.get(ENV_VARS["models_file"]) or None
         if env_models and env_file:
-            raise CliError(f"set either {ENV_VARS['models']} or {ENV_VARS['models_file']}, not both")
+            raise SettingsError(f"set either {ENV_VARS['models']} or {ENV_VARS['models_file']}, not both")
         chosen = (
             ("models", env_models, ENV_VARS["models"])
             if env_models
@@ -183,18 +195,17 @@ def _models(args: argparse.Namespace) -> list[str] | None:
     names = [n.strip() for n in raw.split(",")] if kind == "models" else read_models_file(raw, source)
     names = [n for n in names if n]
     if not names:
-        raise CliError(f"{source}: no model names in {raw!r}")
+        raise SettingsError(f"{source}: no model names in {raw!r}")
     return names
 
 
-def settings_from_args(args: argparse.Namespace) -> Any:
+def settings_from_args(args: argparse.Namespace) -> Settings:
     """Validate everything before starting the server, so bad input never gets as far as a traceback."""
-    from model_server.settings import Settings
     from model_server.store import StoreError, open_store
 
     found = _value(args, "store")
     if found is None:
-        raise CliError("--store is required (or set MODELPACK_STORE)")
+        raise SettingsError("--store is required (or set MODELPACK_STORE)")
     store_uri = str(found[0])
     defaults = Settings(store=store_uri)
     models = _models(args)
@@ -221,14 +232,14 @@ def settings_from_args(args: argparse.Namespace) -> Any:
         log_level=_typed(args, "log_level", _log_level, defaults.log_level, "critical/error/warning/info/debug"),
     )
     if settings.load_retry_max_s < settings.load_retry_base_s:
-        raise CliError(
+        raise SettingsError(
             f"{_source(args, 'load_retry_max_s')} ({settings.load_retry_max_s:g}) must be at least "
             f"{_source(args, 'load_retry_base_s')} ({settings.load_retry_base_s:g})"
         )
     try:
         open_store(settings.store, settings.cache_dir)
     except StoreError as err:
-        raise CliError(f"--store: {err}") from None
+        raise SettingsError(f"--store: {err}") from None
     return settings
 
 
@@ -239,14 +250,25 @@ def _log_level(text: str) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    settings = settings_from_args(args)
-    from model_server.server import serve
-    from model_server.store import StoreError, open_store
-
+    """Serve until stopped; bad settings or an unreadable store end it with the message on stderr (the last log
+    line: what Kubernetes keeps as the pod's termination message, FallbackToLogsOnError)."""
     try:
-        open_store(settings.store, settings.cache_dir).check()
-    except StoreError as err:
-        # The last log line: what Kubernetes keeps as the pod's termination message (FallbackToLogsOnError).
-        raise CliError(f"store unavailable: {err}", exit_code=STORE_UNAVAILABLE_EXIT) from None
+        settings = settings_from_args(args)
+        from model_server.server import serve
+        from model_server.store import StoreError, open_store
+
+        try:
+            open_store(settings.store, settings.cache_dir).check()
+        except StoreError as err:
+            raise SettingsError(f"store unavailable: {err}", exit_code=STORE_UNAVAILABLE_EXIT) from None
+    except SettingsError as err:
+        print(f"modelpack serve: error: {err}", file=sys.stderr)
+        return err.exit_code
     serve(settings)
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="modelpack serve", description="Start one model server over a model store.")
+    register(parser)
+    return run(parser.parse_args(argv))
