@@ -5,16 +5,17 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from modelpack.api import crd, docs
+from modelpack.api import crd
 from modelpack.api.loadtest import LoadTest
 from modelpack.api.modelpack import ModelPack
+from modelpack.cli.crds import generated_files
 from modelpack.cli.main import main
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_committed_files_match_the_types() -> None:
-    expected = {**crd.expected_files(ROOT), **docs.expected_files(ROOT)}
+    expected = generated_files(ROOT)
     stale = [str(p.relative_to(ROOT)) for p, text in expected.items() if not p.exists() or p.read_text() != text]
     assert stale == [], f"regenerate with `modelpack crds generate`: {stale}"
 

@@ -12,7 +12,7 @@ import yaml
 
 from modelpack.api.limits import DEFAULT_MAX_MODELS_PER_PACK, DEFAULT_MAX_SERVERS_PER_PACK
 from modelpack.pricing import default_price_table, from_configmap
-from modelpack_operator.builders.rbac import WORKER_RULES
+from modelpack_operator.builders.rbac import OPERATOR_RULES, WORKER_RULES
 from modelpack_operator.kube import PLURALS, Kube
 from modelpack_operator.settings import OperatorSettings
 from tests.cluster.binaries import ensure_binaries
@@ -128,6 +128,7 @@ def test_rbac_is_least_privilege_yet_covers_every_kind_the_operator_touches() ->
         assert _rules_cover(rules, group, plural, needed), f"{plural} of {api_version!r}: {needed} not granted"
     assert _rules_cover(rules, "modelpack.dev", "modelpacks/status", {"patch"})
     assert _rules_cover(rules, "apps", "deployments", {"patch", "delete", "watch"})
+    assert rules[: len(OPERATOR_RULES)] == [rule for _why, rule in OPERATOR_RULES]  # generated from the one list
     (worker_role,) = of_kind(render(), "Role")
     assert worker_role["rules"] == WORKER_RULES
 

@@ -49,38 +49,3 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- fail "replicas must be 1: the operator runs standalone (no leader election)" -}}
 {{- end -}}
 {{- end -}}
-
-{{/* The operator's rules, shared by the ClusterRole and the per-namespace Roles. */}}
-{{- define "modelpack.operatorRules" -}}
-- apiGroups: [modelpack.dev]
-  resources: [modelpacks, loadtests]
-  verbs: [get, list, watch]
-- apiGroups: [modelpack.dev]
-  resources: [modelpacks/status, loadtests/status]
-  verbs: [get, patch, update]
-- apiGroups: [apps]
-  resources: [deployments]
-  verbs: [get, list, watch, create, patch, update, delete]
-- apiGroups: [""]
-  resources: [services, configmaps]
-  verbs: [get, list, watch, create, patch, update, delete]
-- apiGroups: [batch]
-  resources: [jobs]
-  verbs: [get, list, watch, create, delete]
-- apiGroups: [""]
-  resources: [events]
-  verbs: [create, patch]
-- apiGroups: [events.k8s.io]
-  resources: [events]
-  verbs: [create, patch]
-- apiGroups: [""]
-  resources: [persistentvolumeclaims, pods]
-  verbs: [get, list]
-# Workers' identity in each namespace (the operator can only grant what it holds itself: configmaps).
-- apiGroups: [""]
-  resources: [serviceaccounts]
-  verbs: [get, create, patch]
-- apiGroups: [rbac.authorization.k8s.io]
-  resources: [roles, rolebindings]
-  verbs: [get, create, patch]
-{{- end -}}
