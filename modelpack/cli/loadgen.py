@@ -335,8 +335,8 @@ def _execute(spec: LoadTestSpec, endpoints: list[Any], args: argparse.Namespace)
 
 def run(args: argparse.Namespace) -> int:
     from modelpack.loadgen import LoadgenError
-    from modelpack.loadgen.plan import make_plan
     from modelpack.loadgen.report import print_report
+    from modelpack.loadgen.worker_plan import make_plan
 
     _check_flags(args)
     from_file = args.loadtest is not None

@@ -22,13 +22,13 @@ from dataclasses import dataclass
 import numpy as np
 
 from modelpack.loadgen.client import Client
-from modelpack.loadgen.plan import Plan
 from modelpack.loadgen.schedule import arrivals
 from modelpack.loadgen.sender import Target, send
 from modelpack.loadgen.slo import evaluate_slo
 from modelpack.loadgen.spread import Chooser
 from modelpack.loadgen.summary import results_from
 from modelpack.loadgen.tally import Tally, bucket_seconds_for
+from modelpack.loadgen.worker_plan import Plan
 
 YIELD_EVERY = 32
 MIN_SLEEP_S = 0.001  # the event loop's timer resolution (uvloop/libuv: 1 ms)

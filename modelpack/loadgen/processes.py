@@ -151,7 +151,7 @@ def _collect(
     processes: int,
     on_progress: Callable[[Snapshot], None] | None,
 ) -> LoadOutcome:
-    from modelpack.loadgen.plan import make_plan
+    from modelpack.loadgen.worker_plan import make_plan
 
     plan = make_plan(spec)
     deadline = begin + plan.end + plan.timeout + RESULT_MARGIN_S

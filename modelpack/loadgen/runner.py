@@ -21,10 +21,10 @@ from modelpack.loadgen.engine import Engine, Snapshot
 from modelpack.loadgen.errors import LoadgenError
 from modelpack.loadgen.outcome import DEFAULT_PER_MODEL, LoadOutcome, StepTally
 from modelpack.loadgen.payloads import DEFAULT_SEQ_LEN, encode_body, generate_request
-from modelpack.loadgen.plan import Plan, make_plan
 from modelpack.loadgen.probe import fetch_metadata, new_session
 from modelpack.loadgen.sender import Target, new_client
 from modelpack.loadgen.spread import make_chooser
+from modelpack.loadgen.worker_plan import Plan, make_plan
 
 ProgressCallback = Callable[[Snapshot], None]
 PROGRESS_INTERVAL_S = 0.5

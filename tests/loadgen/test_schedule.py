@@ -9,9 +9,9 @@ import pytest
 from pydantic import ValidationError
 
 from modelpack.loadgen.errors import LoadgenError
-from modelpack.loadgen.plan import make_plan
 from modelpack.loadgen.schedule import ConcurrencyProfile, RateProfile, Segment, arrivals
 from modelpack.loadgen.spread import make_chooser, zipf_order
+from modelpack.loadgen.worker_plan import make_plan
 
 from .conftest import make_spec
 

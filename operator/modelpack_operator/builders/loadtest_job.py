@@ -13,8 +13,8 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from modelpack.api.base import parse_duration
 from modelpack.api.loadtest import LoadTest, LoadTestSpec
+from modelpack.loadgen.worker_plan import make_plan
 from modelpack_operator import labels as L
 from modelpack_operator import workerenv as E
 from modelpack_operator.builders.meta import object_meta, owner_reference, with_hash
@@ -48,16 +48,8 @@ def result_name(loadtest: str, index: int) -> str:
 
 
 def planned_seconds(spec: LoadTestSpec) -> float:
-    """How long the load runs, warm-up included; a sweep counts every step up to its max rate."""
-    load = spec.load
-    warmup = parse_duration(load.warmup)
-    if load.mode == "sweep" and load.sweep is not None:
-        sweep = load.sweep
-        steps = max(1, math.floor((sweep.max_rate - sweep.start_rate) / sweep.step_rate) + 1)
-        return warmup + steps * parse_duration(sweep.step_duration)
-    if load.stages:
-        return warmup + sum(parse_duration(s.duration) for s in load.stages)
-    return warmup + parse_duration(load.duration)
+    """How long the load runs, warm-up included (a sweep: every step up to its max rate): the worker's own plan."""
+    return make_plan(spec).end
 
 
 def rfc3339(ts: float) -> str:

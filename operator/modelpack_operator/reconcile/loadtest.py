@@ -18,6 +18,7 @@ from modelpack.api.loading import format_validation_error
 from modelpack.api.loadtest import LoadTest
 from modelpack.loadgen.judgement import judge
 from modelpack.loadgen.outcome import merge_outcomes
+from modelpack.loadgen.worker_plan import make_plan
 from modelpack_operator import events
 from modelpack_operator import labels as L
 from modelpack_operator.builders.loadtest_job import job_name, loadtest_job, result_name, rfc3339
@@ -36,10 +37,13 @@ HISTOGRAMS_IN_STATUS_MAX = 64 * 1024
 
 
 def parse_loadtest(body: dict[str, Any]) -> LoadTest:
+    """The typed LoadTest, refused (ValueError naming the field) if it cannot be planned as the workers will."""
     try:
-        return LoadTest.model_validate({k: body[k] for k in ("apiVersion", "kind", "metadata", "spec") if k in body})
+        lt = LoadTest.model_validate({k: body[k] for k in ("apiVersion", "kind", "metadata", "spec") if k in body})
     except ValidationError as err:
         raise ValueError(format_validation_error(err)) from None
+    make_plan(lt.spec)  # LoadgenError is a ValueError whose message names the field
+    return lt
 
 
 def _job_condition(job: dict[str, Any] | None, type_: str) -> dict[str, Any] | None:
