@@ -23,6 +23,7 @@ test: $(STAMP)
 	$(PY) -m tests.cluster.binaries
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/lint-imports
+	$(VENV)/bin/mypy
 	$(PY) -m pytest ; rc=$$?; if [ $$rc -eq 5 ]; then echo "no tests selected"; rc=0; fi; exit $$rc
 	hack/fresh-clock.sh $(PY) -m pytest -q -p no:cacheprovider -m "not cluster and not slow" $$(grep -v '^#' hack/fresh-clock-tests.txt)
 

@@ -14,6 +14,7 @@ from typing import Annotated, Any, ClassVar, TypeVar
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 from pydantic.alias_generators import to_camel
+from pydantic.config import JsonDict
 
 DURATION_PATTERN = r"^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$"
 QUANTITY_PATTERN = r"^[0-9]+(\.[0-9]+)?(Ki|Mi|Gi|Ti|k|M|G|T)?$"
@@ -73,7 +74,7 @@ def _bounded(kind: str, pattern: str, parse: Callable[[str], float], cel_of: str
             raise ValueError(message)
         return value
 
-    schema = {"x-kubernetes-validations": [{"rule": cel, "message": message}]}
+    schema: JsonDict = {"x-kubernetes-validations": [{"rule": cel, "message": message}]}
     return Annotated[str, Field(pattern=pattern, max_length=32, json_schema_extra=schema), AfterValidator(check)]
 
 
@@ -103,7 +104,7 @@ def _unique(items: Sequence[H] | None) -> Sequence[H] | None:
 
 Unique = AfterValidator(_unique)
 """Refuses duplicates; pair with ``json_schema_extra=SET`` so the API server does the same."""
-SET = {"x-kubernetes-list-type": "set"}
+SET: JsonDict = {"x-kubernetes-list-type": "set"}
 
 
 def parse_quantity(text: str) -> int:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import copy
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import yaml
 from pydantic import BaseModel
@@ -150,7 +150,7 @@ def openapi_schema(model: type[ApiModel]) -> dict[str, Any]:
     if model.rules:
         # Root rules may read metadata.name (the only metadata CEL sees), e.g. to bound what child names derive from.
         schema["x-kubernetes-validations"] = _validations(model)
-    return schema
+    return cast(dict[str, Any], schema)
 
 
 _PRINTER_COLUMNS: dict[str, list[dict[str, str]]] = {

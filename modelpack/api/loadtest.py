@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import Field, model_validator
 
@@ -15,10 +15,16 @@ Spread = Literal["uniform", "zipf", "round-robin"]
 MAX_RATE = 1_000_000.0
 """Requests per second one LoadTest may ask for (all workers together)."""
 MAX_SWEEP_STEPS = 1000
-RunDuration = bounded_duration("1s", "24h")
-WarmupDuration = bounded_duration("0s", "1h")
-RequestTimeout = bounded_duration("10ms", "10m")
-StepDuration = bounded_duration("1s", "1h")
+if TYPE_CHECKING:  # durations are strings such as "30s" to the type checker; the bounds are checked at runtime
+    RunDuration = str
+    WarmupDuration = str
+    RequestTimeout = str
+    StepDuration = str
+else:
+    RunDuration = bounded_duration("1s", "24h")
+    WarmupDuration = bounded_duration("0s", "1h")
+    RequestTimeout = bounded_duration("10ms", "10m")
+    StepDuration = bounded_duration("1s", "1h")
 
 
 class TargetModels(ApiModel):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 from pydantic import Field
 
@@ -206,7 +206,10 @@ class Batching(ApiModel):
     )
 
 
-MemoryBudget = bounded_quantity("64Mi", "1Ti")
+if TYPE_CHECKING:
+    MemoryBudget = str
+else:
+    MemoryBudget = bounded_quantity("64Mi", "1Ti")
 
 
 class ServerSpec(ApiModel):
@@ -310,6 +313,8 @@ class ModelPack(ApiModel):
             cel=f"size(self.metadata.name) <= {PACK_NAME_MAX} && self.metadata.name.matches('{PACK_NAME_PATTERN}')",
             message=f"metadata.name: a ModelPack name is at most {PACK_NAME_MAX} lowercase letters, digits and '-', "
             "starting with a letter (it begins the names of the pack's Services)",
-            check=lambda m: len(m.metadata.name) <= PACK_NAME_MAX and re.match(PACK_NAME_PATTERN, m.metadata.name),
+            check=lambda m: (
+                len(m.metadata.name) <= PACK_NAME_MAX and bool(re.match(PACK_NAME_PATTERN, m.metadata.name))
+            ),
         ),
     )

@@ -49,7 +49,7 @@ def record_many_us(hist: HdrHistogram, seconds: np.ndarray) -> None:
 
 
 def encode(hist: HdrHistogram) -> str:
-    return hist.encode().decode("ascii")
+    return str(hist.encode().decode("ascii"))
 
 
 def decode(text: str) -> HdrHistogram:
@@ -64,7 +64,7 @@ def merged(parts: list[HdrHistogram], digits: int = DIGITS) -> HdrHistogram:
 
 
 def percentile_ms(hist: HdrHistogram, percentile: float) -> float:
-    return hist.get_value_at_percentile(percentile) / 1000.0
+    return float(hist.get_value_at_percentile(percentile)) / 1000.0
 
 
 def summarize(hist: HdrHistogram) -> LatencySummary | None:

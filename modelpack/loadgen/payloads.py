@@ -43,14 +43,14 @@ def tensor_data(name: str, datatype: str, count: int, rng: np.random.Generator, 
     if datatype == "BYTES":
         return [text] * count
     if datatype == "BOOL":
-        return rng.integers(0, 2, count).astype(bool).tolist()
+        return list(rng.integers(0, 2, count).astype(bool).tolist())
     if datatype in _INTS:
         if "mask" in name.lower():
             return [1] * count
         high = {"INT8": 128, "UINT8": 256}.get(datatype, 1000)
-        return rng.integers(0, high, count).tolist()
+        return list(rng.integers(0, high, count).tolist())
     if datatype in _FLOATS:
-        return np.round(rng.standard_normal(count), 4).tolist()
+        return list(np.round(rng.standard_normal(count), 4).tolist())
     raise ValueError(f"unsupported datatype {datatype!r}")
 
 

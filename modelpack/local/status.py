@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Literal
 
 from modelpack.api.common import Condition
 from modelpack.api.loadtest import Cost, LoadTestPhase, LoadTestStatus, Results, Slo, SweepResult
@@ -14,7 +15,9 @@ def rfc3339(moment: datetime) -> str:
 
 
 def _condition(view: ConditionView, now: str) -> Condition:
-    status = "Unknown" if view.status is None else str(view.status)
+    status: Literal["True", "False", "Unknown"] = (
+        "Unknown" if view.status is None else "True" if view.status else "False"
+    )
     return Condition(type=view.type, status=status, reason=view.reason, message=view.message, last_transition_time=now)
 
 

@@ -120,7 +120,7 @@ def pod_failures(pods: Iterable[Mapping[str, Any]]) -> dict[int, PodFailure]:
         index = (meta.get("labels") or {}).get(L.SERVER)
         if index is None or not index.isdigit() or int(index) in out:
             continue
-        scheduled = next(
+        scheduled: dict[str, Any] = next(
             (c for c in (pod.get("status") or {}).get("conditions") or [] if c.get("type") == "PodScheduled"), {}
         )
         if scheduled.get("status") == "False" and scheduled.get("reason") == "Unschedulable":
@@ -217,8 +217,8 @@ def compute_status(obs: PackObservation, now: str | None = None) -> dict[str, An
     elif failures:
         failing = [h for h in obs.health.values() if h.failure]
         reason = min((h.reason for h in failing), key=FAILURE_REASONS.index)
-        first = [h.failure for h in failing if h.reason == reason]
-        others = [h.failure for h in failing if h.reason != reason]
+        first = [h.failure for h in failing if h.reason == reason and h.failure]
+        others = [h.failure for h in failing if h.reason != reason and h.failure]
         degraded = (reason, "; ".join([*first, *others][:3]))
     elif not all_ready and not rolling and obs.replicas > 0 and previous_phase in ("Ready", "Degraded"):
         degraded = ("ServersUnavailable", summary)
