@@ -227,6 +227,7 @@ def create_app(settings: Settings) -> FastAPI:
         model_name = request.path_params["model_name"]
         started = time.perf_counter()
         status = 500
+        metrics.in_flight.inc()
         try:
             response = await _infer(model_name, request)
             status = 200
@@ -235,6 +236,7 @@ def create_app(settings: Settings) -> FastAPI:
             status = err.status
             raise
         finally:
+            metrics.in_flight.dec()
             metrics.requests.labels(str(status)).inc()
             metrics.request_seconds.observe(time.perf_counter() - started)
 

@@ -16,6 +16,11 @@ class ServerMetrics:
         self.registry = CollectorRegistry()
         r = self.registry
         self.requests = Counter("modelpack_requests", "Inference requests by HTTP status code.", ["code"], registry=r)
+        self.in_flight = Gauge(
+            "modelpack_requests_in_flight",
+            "Inference requests being answered now, queued or running (spec.autoscaling.targetInFlight scales on it).",
+            registry=r,
+        )
         self.request_seconds = Histogram(
             "modelpack_request_seconds",
             "Inference request latency, end to end in the server.",

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Annotated, Literal
 
 from pydantic import Field
 
+from modelpack.api.autoscaling import Autoscaling
 from modelpack.api.base import (
     RESOURCE_QUANTITY_PATTERN,
     SET,
@@ -247,7 +248,12 @@ class ModelPackSpec(ApiModel):
     models_per_server: int = Field(
         default=16, ge=1, le=10_000, description="Packing density: distinct models each server holds."
     )
-    replicas: int = Field(default=1, ge=0, le=1000, description="Pods per server (each holds the same models).")
+    replicas: int = Field(
+        default=1, ge=0, le=1000, description="Pods per server (each holds the same models); not with `autoscaling`."
+    )
+    autoscaling: Autoscaling | None = Field(
+        default=None, description="Let a HorizontalPodAutoscaler per server set its pods from load."
+    )
     compute: Compute = Field(description="Hardware and scheduling.")
     server: ServerSpec = Field(
         default_factory=ServerSpec, json_schema_extra={"default": {}}, description="Model server tuning."
@@ -264,6 +270,15 @@ class ModelPackSpec(ApiModel):
             cel=f"({_MODELS_CEL} + self.modelsPerServer - 1) / self.modelsPerServer * self.replicas <= {MAX_PODS}",
             message=f"servers x spec.replicas: a pack has at most {MAX_PODS} server pods",
             check=lambda m: -(-m.models.size() // m.models_per_server) * m.replicas <= MAX_PODS,
+        ),
+        Rule(
+            cel=f"!has(self.autoscaling) || ({_MODELS_CEL} + self.modelsPerServer - 1) / self.modelsPerServer"
+            f" * self.autoscaling.maxReplicas <= {MAX_PODS}",
+            message=f"servers x spec.autoscaling.maxReplicas: a pack has at most {MAX_PODS} server pods",
+            check=lambda m: (
+                m.autoscaling is None
+                or -(-m.models.size() // m.models_per_server) * m.autoscaling.max_replicas <= MAX_PODS
+            ),
         ),
     )
 

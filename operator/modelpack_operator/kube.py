@@ -29,6 +29,8 @@ PLURALS: dict[tuple[str, str], str] = {
     ("v1", "Node"): "nodes",
     ("apps/v1", "Deployment"): "deployments",
     ("batch/v1", "Job"): "jobs",
+    ("autoscaling/v2", "HorizontalPodAutoscaler"): "horizontalpodautoscalers",
+    ("policy/v1", "PodDisruptionBudget"): "poddisruptionbudgets",
     ("rbac.authorization.k8s.io/v1", "Role"): "roles",
     ("rbac.authorization.k8s.io/v1", "RoleBinding"): "rolebindings",
     ("modelpack.dev/v1alpha1", "ModelPack"): "modelpacks",

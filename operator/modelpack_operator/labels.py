@@ -6,7 +6,6 @@ FIELD_MANAGER = "modelpack-operator"
 MANAGED_BY = "app.kubernetes.io/managed-by"
 MANAGED_BY_VALUE = "modelpack-operator"
 COMPONENT = "app.kubernetes.io/component"
-INSTANCE = "app.kubernetes.io/instance"
 NAME = "app.kubernetes.io/name"
 PART_OF = "app.kubernetes.io/part-of"
 

@@ -197,6 +197,27 @@ CASES: list[Case] = [
     refused("seed-negative", with_spec(TEST, "target.models.seed", -1), "spec.target.models.seed"),
     refused("rate-two-million", with_spec(TEST, "load.rate", 2_000_000), "spec.load.rate"),
     refused("p99-a-year", with_spec(TEST, "slo", {"p99LatencyMs": 31_536_000_000}), "spec.slo.p99LatencyMs"),
+    refused(
+        "autoscaling-min-over-max",
+        with_spec(PACK, "autoscaling", {"minReplicas": 5, "maxReplicas": 2, "targetCpuUtilization": 70}),
+        "autoscaling.minReplicas cannot exceed autoscaling.maxReplicas",
+    ),
+    refused(
+        "autoscaling-no-target",
+        with_spec(PACK, "autoscaling", {"maxReplicas": 3}),
+        "exactly one of targetCpuUtilization or targetInFlight",
+    ),
+    refused(
+        "autoscaling-two-targets",
+        with_spec(PACK, "autoscaling", {"maxReplicas": 3, "targetCpuUtilization": 70, "targetInFlight": 4}),
+        "exactly one of targetCpuUtilization or targetInFlight",
+    ),
+    refused(
+        "autoscaling-zero-in-flight",
+        with_spec(PACK, "autoscaling", {"maxReplicas": 3, "targetInFlight": 0}),
+        "spec.autoscaling.targetInFlight",
+    ),
+    accepted("autoscaling-in-flight", with_spec(PACK, "autoscaling", {"maxReplicas": 4, "targetInFlight": 8})),
     accepted("timeout-10ms", with_spec(TEST, "load.timeout", "10ms")),
     accepted(
         "stages-ramp",

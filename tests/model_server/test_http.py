@@ -249,5 +249,6 @@ def test_metrics_have_no_per_model_labels(server: ServerProcess) -> None:
     ):
         assert family in text, family
     assert 'modelpack_requests_total{code="200"}' in text
+    assert "\nmodelpack_requests_in_flight 0.0\n" in text  # the answered request left it
     assert 'modelpack_requests_total{code="404"}' in text
     assert "m-a" not in text and "model=" not in text

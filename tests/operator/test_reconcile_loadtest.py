@@ -19,6 +19,7 @@ from tests.operator.harness import condition
 from tests.operator.memkube import MemKube
 
 SETTINGS = OperatorSettings()
+RBAC = "rbac.authorization.k8s.io/v1"
 READY = {"phase": "Ready", "routeTableShards": 1, "conditions": [{"type": "Ready", "status": "True", "reason": "X"}]}
 
 
@@ -180,3 +181,15 @@ def test_a_spec_the_workers_cannot_plan_is_invalid_before_any_job() -> None:
     assert status["phase"] == "Failed" and condition(status, "Complete")["reason"] == "InvalidSpec"
     assert "load.duration (2s) is shorter than load.warmup (5s)" in condition(status, "Complete")["message"]
     assert kube.get("batch/v1", "Job", "ns", "lt-load") is None
+
+
+def test_the_workers_account_is_owned_by_every_loadtest_using_it() -> None:
+    kube = _started()
+    kube.put(loadtest_doc(name="second"))
+    assert _reconcile(kube, "second")["phase"] == "Running"
+    for kind, api_version in (("ServiceAccount", "v1"), ("Role", RBAC), ("RoleBinding", RBAC)):
+        obj = kube.get(api_version, kind, "ns", SETTINGS.worker.service_account)
+        assert obj is not None
+        owners = obj["metadata"]["ownerReferences"]
+        assert [(o["kind"], o["name"]) for o in owners] == [("LoadTest", "lt"), ("LoadTest", "second")], kind
+        assert not any(o.get("controller") for o in owners)  # shared: the last owner's deletion collects it

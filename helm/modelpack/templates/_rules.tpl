@@ -14,6 +14,13 @@
 - apiGroups: [""]
   resources: [services, configmaps]
   verbs: [get, list, watch, create, patch, update, delete]
+# A server's HorizontalPodAutoscaler (spec.autoscaling) and PodDisruptionBudget (several pods).
+- apiGroups: [autoscaling]
+  resources: [horizontalpodautoscalers]
+  verbs: [get, list, watch, create, patch, update, delete]
+- apiGroups: [policy]
+  resources: [poddisruptionbudgets]
+  verbs: [get, list, watch, create, patch, update, delete]
 # LoadTest worker Jobs.
 - apiGroups: [batch]
   resources: [jobs]

@@ -90,7 +90,7 @@ def loadtest_job(
     name = loadtest.metadata.name
     namespace = loadtest.metadata.namespace or "default"
     workers = loadtest.spec.workers
-    labels = {L.LOADTEST: name, L.COMPONENT: L.WORKER_COMPONENT, L.INSTANCE: name, L.NAME: "modelpack-worker"}
+    labels = {L.LOADTEST: name, L.COMPONENT: L.WORKER_COMPONENT, L.NAME: "modelpack-worker"}
     deadline = math.ceil(planned_seconds(loadtest.spec) + settings.start_delay_seconds + DEADLINE_SLACK_SECONDS)
     container = {
         "name": CONTAINER,

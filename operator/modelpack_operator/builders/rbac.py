@@ -9,8 +9,10 @@ account has been granted.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
+from modelpack.api.common import API_VERSION
 from modelpack_operator import labels as L
 from modelpack_operator.builders.meta import object_meta, with_hash
 
@@ -35,6 +37,11 @@ OPERATOR_RULES: list[tuple[str, dict[str, Any]]] = [
         "Server Services; route tables, long model lists and results in ConfigMaps.",
         {"apiGroups": [""], "resources": ["services", "configmaps"], "verbs": _RW},
     ),
+    (
+        "A server's HorizontalPodAutoscaler (spec.autoscaling) and PodDisruptionBudget (several pods).",
+        {"apiGroups": ["autoscaling"], "resources": ["horizontalpodautoscalers"], "verbs": _RW},
+    ),
+    ("", {"apiGroups": ["policy"], "resources": ["poddisruptionbudgets"], "verbs": _RW}),
     (
         "LoadTest worker Jobs.",
         {"apiGroups": ["batch"], "resources": ["jobs"], "verbs": ["get", "list", "watch", "create", "delete"]},
@@ -95,27 +102,36 @@ def chart_rules() -> str:
     )
 
 
-def worker_rbac(namespace: str, service_account: str) -> list[dict[str, Any]]:
-    """ServiceAccount, Role and RoleBinding for workers in ``namespace`` (shared by its LoadTests, so unowned)."""
+def loadtest_owner(name: str, uid: str) -> dict[str, Any]:
+    """A LoadTest as one of several owners (not the controller): the last one's deletion collects the object."""
+    return {"apiVersion": API_VERSION, "kind": "LoadTest", "name": name, "uid": uid}
+
+
+def worker_rbac(namespace: str, service_account: str, owners: Sequence[dict[str, Any]] = ()) -> list[dict[str, Any]]:
+    """ServiceAccount, Role and RoleBinding for workers in ``namespace``, shared by its LoadTests: each one using
+    them is an owner, so they are garbage-collected with the last (the chart makes its own when it manages them)."""
     labels = {L.COMPONENT: L.WORKER_COMPONENT, L.PART_OF: "modelpack"}
-    sa = {
+    sa: dict[str, Any] = {
         "apiVersion": "v1",
         "kind": "ServiceAccount",
         "metadata": object_meta(service_account, namespace, labels),
     }
-    role = {
+    role: dict[str, Any] = {
         "apiVersion": "rbac.authorization.k8s.io/v1",
         "kind": "Role",
         "metadata": object_meta(service_account, namespace, labels),
         "rules": WORKER_RULES,
     }
-    binding = {
+    binding: dict[str, Any] = {
         "apiVersion": "rbac.authorization.k8s.io/v1",
         "kind": "RoleBinding",
         "metadata": object_meta(service_account, namespace, labels),
         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": service_account},
         "subjects": [{"kind": "ServiceAccount", "name": service_account, "namespace": namespace}],
     }
+    for obj in (sa, role, binding):
+        if owners:
+            obj["metadata"]["ownerReferences"] = [dict(o) for o in owners]
     return [with_hash(o) for o in (sa, role, binding)]
 
 

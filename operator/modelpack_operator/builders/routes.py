@@ -96,7 +96,7 @@ def route_tables(
         table = {model: url for _, server_routes in shard for model, url in server_routes}
         assignment = {model: server.index for server, _ in shard for model in server.models}
         remembered = {"modelsPerServer": placement.models_per_server, "assignment": assignment}
-        labels = {L.PACK: name, L.COMPONENT: L.ROUTES_COMPONENT, L.INSTANCE: name}
+        labels = {L.PACK: name, L.COMPONENT: L.ROUTES_COMPONENT}
         obj = {
             "apiVersion": "v1",
             "kind": "ConfigMap",

@@ -9,8 +9,10 @@ from __future__ import annotations
 from typing import Any
 
 from modelpack.api.modelpack import Compute
-from modelpack.pools import ARCH_LABEL, INSTANCE_TYPE_LABEL, get_pool
+from modelpack.pools import ARCH_LABEL, INSTANCE_TYPE_LABEL, ZONE_LABEL, get_pool
 from modelpack_operator.settings import ServerSettings
+
+HOSTNAME_LABEL = "kubernetes.io/hostname"
 
 
 def node_selector(compute: Compute) -> dict[str, str]:
@@ -27,6 +29,20 @@ def tolerations(compute: Compute) -> list[dict[str, Any]]:
     for t in compute.tolerations or []:
         out.append(t.to_dict())
     return out
+
+
+def spread(selector: dict[str, str]) -> list[dict[str, Any]]:
+    """Spread a server's pods over zones, then nodes, as a preference (a full zone never blocks scheduling);
+    ``compute.podTemplate.spec.topologySpreadConstraints`` replaces it."""
+    return [
+        {
+            "maxSkew": 1,
+            "topologyKey": key,
+            "whenUnsatisfiable": "ScheduleAnyway",
+            "labelSelector": {"matchLabels": dict(selector)},
+        }
+        for key in (ZONE_LABEL, HOSTNAME_LABEL)
+    ]
 
 
 def affinity(compute: Compute) -> dict[str, Any] | None:

@@ -127,6 +127,7 @@ def _pod_spec(pack: ModelPack, server: Server, settings: ServerSettings) -> dict
             "seccompProfile": {"type": "RuntimeDefault"},
         },
         "nodeSelector": scheduling.node_selector(compute),
+        "topologySpreadConstraints": scheduling.spread(server_labels(pack.metadata.name, server.index)),
         "containers": [_container(pack, server, settings)],
         "volumes": [
             {"name": "tmp", "emptyDir": {"sizeLimit": settings.tmp_size}},
@@ -156,7 +157,7 @@ def server_deployment(pack: ModelPack, server: Server, settings: ServerSettings)
     name = pack.metadata.name
     namespace = pack.metadata.namespace or "default"
     selector = server_labels(name, server.index)
-    labels = {**selector, L.COMPONENT: L.SERVER_COMPONENT, L.INSTANCE: name, L.NAME: "modelpack-server"}
+    labels = {**selector, L.COMPONENT: L.SERVER_COMPONENT, L.NAME: "modelpack-server"}
     template: dict[str, Any] = {
         "metadata": {
             "labels": labels,
@@ -176,7 +177,8 @@ def server_deployment(pack: ModelPack, server: Server, settings: ServerSettings)
         "kind": "Deployment",
         "metadata": object_meta(server_name(name, server.index), namespace, labels, owner),
         "spec": {
-            "replicas": pack.spec.replicas,
+            # With spec.autoscaling the HPA sets replicas: left out, so server-side apply never takes them back.
+            **({} if pack.spec.autoscaling else {"replicas": pack.spec.replicas}),
             "selector": {"matchLabels": selector},
             "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}},
             "progressDeadlineSeconds": max(600, settings.startup_seconds + 60),
@@ -201,7 +203,7 @@ def server_service(pack: ModelPack, server: Server, settings: ServerSettings) ->
     name = pack.metadata.name
     namespace = pack.metadata.namespace or "default"
     selector = server_labels(name, server.index)
-    labels = {**selector, L.COMPONENT: L.SERVER_COMPONENT, L.INSTANCE: name, L.NAME: "modelpack-server"}
+    labels = {**selector, L.COMPONENT: L.SERVER_COMPONENT, L.NAME: "modelpack-server"}
     owner = owner_reference("ModelPack", name, pack.metadata.uid or "")
     obj = {
         "apiVersion": "v1",

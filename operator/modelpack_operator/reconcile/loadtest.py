@@ -22,7 +22,7 @@ from modelpack.loadgen.worker_plan import make_plan
 from modelpack_operator import events
 from modelpack_operator import labels as L
 from modelpack_operator.builders.loadtest_job import job_name, loadtest_job, result_name, rfc3339
-from modelpack_operator.builders.rbac import worker_rbac
+from modelpack_operator.builders.rbac import loadtest_owner, worker_rbac
 from modelpack_operator.builders.routes import route_table_names
 from modelpack_operator.kube import Kube
 from modelpack_operator.reconcile.apply import needs_apply
@@ -122,7 +122,15 @@ def _advance(kube: Kube, lt: LoadTest, step: _Step, settings: OperatorSettings) 
 def _start(kube: Kube, lt: LoadTest, step: _Step, settings: OperatorSettings, shards: int) -> None:
     namespace = lt.metadata.namespace or "default"
     if settings.worker.manage_rbac:
-        for obj in worker_rbac(namespace, settings.worker.service_account):
+        account = settings.worker.service_account
+        live_sa = kube.get("v1", "ServiceAccount", namespace, account) or {}
+        uid = lt.metadata.uid or ""
+        others = [
+            o
+            for o in live_sa.get("metadata", {}).get("ownerReferences") or []
+            if o.get("kind") == "LoadTest" and o.get("uid") != uid
+        ]
+        for obj in worker_rbac(namespace, account, [*others, loadtest_owner(lt.metadata.name, uid)]):
             live = kube.get(obj["apiVersion"], obj["kind"], namespace, obj["metadata"]["name"])
             if needs_apply(obj, live):
                 kube.apply(obj)

@@ -23,6 +23,7 @@ from modelpack.api.modelpack import ModelPack
 from modelpack.placement import Placement, place
 from modelpack_operator import events
 from modelpack_operator import labels as L
+from modelpack_operator.builders.availability import server_hpa, server_pdb
 from modelpack_operator.builders.rbac import server_service_account
 from modelpack_operator.builders.routes import (
     RouteTableTooLarge,
@@ -143,7 +144,7 @@ def reconcile_pack(kube: Kube, body: dict[str, Any], settings: OperatorSettings)
     shards = 1
     try:
         pack = parse_pack(body)
-        replicas = pack.spec.replicas
+        replicas = pack.spec.autoscaling.min_replicas if pack.spec.autoscaling else pack.spec.replicas
         if (too_large := limit_problem(pack, settings)) is not None:
             raise _TooLarge(too_large)
         live_shards = kube.list("v1", "ConfigMap", namespace, L.routes_selector(name))
@@ -164,6 +165,7 @@ def reconcile_pack(kube: Kube, body: dict[str, Any], settings: OperatorSettings)
                 desired.append(models)
             desired.append(server_deployment(pack, server, settings.server))
             desired.append(server_service(pack, server, settings.server))
+            desired += [o for o in (server_hpa(pack, server), server_pdb(pack, server)) if o is not None]
         live_deployments: list[dict[str, Any]] = []
         try:
             _ensure_service_account(kube, namespace, settings)
@@ -173,10 +175,12 @@ def reconcile_pack(kube: Kube, body: dict[str, Any], settings: OperatorSettings)
             live_deployments = kube.list("apps/v1", "Deployment", namespace, L.pack_selector(name))
             live_services = kube.list("v1", "Service", namespace, L.pack_selector(name))
             live_models = kube.list("v1", "ConfigMap", namespace, L.models_selector(name))
+            live_hpas = kube.list("autoscaling/v2", "HorizontalPodAutoscaler", namespace, L.pack_selector(name))
+            live_pdbs = kube.list("policy/v1", "PodDisruptionBudget", namespace, L.pack_selector(name))
             sync(
                 kube,
                 desired,
-                live_models + live_deployments + live_services,
+                live_models + live_deployments + live_services + live_hpas + live_pdbs,
                 report=report,
                 concurrency=settings.reconcile.apply_concurrency,
             )
@@ -191,7 +195,9 @@ def reconcile_pack(kube: Kube, body: dict[str, Any], settings: OperatorSettings)
         for server in placement.servers:
             deployment_name = server.name(name)
             live = None if f"Deployment/{deployment_name}" in changed else by_name.get(deployment_name)
-            health[server.index] = deployment_health(live, replicas)
+            # An autoscaled server is judged against what its HPA asks for now.
+            wanted = (live or {}).get("spec", {}).get("replicas", 1) if pack.spec.autoscaling else replicas
+            health[server.index] = deployment_health(live, wanted)
         _explain_stuck_servers(kube, namespace, name, live_deployments, health, settings)
         # Only small packs list their routes in status: a large one's table is not even built here.
         if sum(len(s.models) for s in placement.servers) <= settings.reconcile.routes_in_status_max:
