@@ -6,10 +6,15 @@ the operator writes nothing (and no watch event fires) when nothing changed.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from modelpack.api.common import API_VERSION
+
+if TYPE_CHECKING:
+    from modelpack_operator.kube import Kube
 
 
 @dataclass(frozen=True)
@@ -63,3 +68,16 @@ def find(conditions: Iterable[dict[str, Any]] | None, type_: str) -> dict[str, A
 def is_true(conditions: Iterable[dict[str, Any]] | None, type_: str) -> bool:
     cond = find(conditions, type_)
     return cond is not None and cond.get("status") == "True"
+
+
+def write_status(kube: Kube, kind: str, meta: Mapping[str, Any], status: dict[str, Any]) -> None:
+    """Apply ``status`` to the object's status subresource (only the fields the operator computed)."""
+    kube.apply(
+        {
+            "apiVersion": API_VERSION,
+            "kind": kind,
+            "metadata": {"name": meta["name"], "namespace": meta["namespace"]},
+            "status": status,
+        },
+        subresource="status",
+    )

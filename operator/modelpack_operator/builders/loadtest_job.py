@@ -17,7 +17,7 @@ from modelpack.api.loadtest import LoadTest, LoadTestSpec
 from modelpack.loadgen.worker_plan import make_plan
 from modelpack_operator import labels as L
 from modelpack_operator import workerenv as E
-from modelpack_operator.builders.meta import object_meta, owner_reference, with_hash
+from modelpack_operator.builders.meta import object_meta, owner_reference, restricted_container, with_hash
 from modelpack_operator.builders.names import MAX_NAME, child_name
 from modelpack_operator.builders.routes import ROUTES_KEY
 from modelpack_operator.settings import WorkerSettings
@@ -101,12 +101,7 @@ def loadtest_job(
             "requests": {"cpu": settings.cpu, "memory": settings.memory},
             "limits": {"memory": settings.memory},
         },
-        "securityContext": {
-            "allowPrivilegeEscalation": False,
-            "readOnlyRootFilesystem": True,
-            "runAsNonRoot": True,
-            "capabilities": {"drop": ["ALL"]},
-        },
+        "securityContext": restricted_container(),
         "volumeMounts": [
             {"name": "routes", "mountPath": E.ROUTES_MOUNT, "readOnly": True},
             {"name": "tmp", "mountPath": "/tmp"},

@@ -49,3 +49,14 @@ def with_hash(obj: dict[str, Any]) -> dict[str, Any]:
     digest = desired_hash(obj)
     meta = obj["metadata"]
     return {**obj, "metadata": {**meta, "annotations": {**(meta.get("annotations") or {}), L.DESIRED_HASH: digest}}}
+
+
+def restricted_container() -> dict[str, Any]:
+    """A container's securityContext under Pod Security ``restricted``: every pod the operator makes holds it
+    (what the server or worker writes goes to an emptyDir)."""
+    return {
+        "allowPrivilegeEscalation": False,
+        "readOnlyRootFilesystem": True,
+        "runAsNonRoot": True,
+        "capabilities": {"drop": ["ALL"]},
+    }

@@ -14,7 +14,7 @@ from modelpack.api.modelpack import DEFAULT_SERVER_IMAGE, ModelPack
 from modelpack.placement import Server, server_name
 from modelpack_operator import labels as L
 from modelpack_operator.builders import scheduling
-from modelpack_operator.builders.meta import object_meta, owner_reference, with_hash
+from modelpack_operator.builders.meta import object_meta, owner_reference, restricted_container, with_hash
 from modelpack_operator.builders.pod_template import apply_pod_template
 from modelpack_operator.builders.store import store_access
 from modelpack_operator.settings import ServerSettings
@@ -98,12 +98,7 @@ def _container(pack: ModelPack, server: Server, settings: ServerSettings) -> dic
         # A crashing server's last log line (e.g. "store unavailable: ...") becomes the pod's termination
         # message, which the operator reads to say why the pack is Degraded.
         "terminationMessagePolicy": "FallbackToLogsOnError",
-        "securityContext": {
-            "allowPrivilegeEscalation": False,
-            "readOnlyRootFilesystem": True,
-            "runAsNonRoot": True,
-            "capabilities": {"drop": ["ALL"]},
-        },
+        "securityContext": restricted_container(),
         "volumeMounts": [
             {"name": "tmp", "mountPath": "/tmp"},
             {"name": "model-cache", "mountPath": CACHE_DIR},

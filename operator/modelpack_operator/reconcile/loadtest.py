@@ -29,7 +29,7 @@ from modelpack_operator.reconcile.apply import needs_apply
 from modelpack_operator.reconcile.cost import loadtest_cost
 from modelpack_operator.results import WorkerResult, read_result
 from modelpack_operator.settings import OperatorSettings
-from modelpack_operator.status import Cond, find, is_true, merge_conditions, now_rfc3339
+from modelpack_operator.status import Cond, find, is_true, merge_conditions, now_rfc3339, write_status
 
 log = logging.getLogger(__name__)
 TERMINAL_PHASES = ("Succeeded", "Failed")
@@ -250,15 +250,7 @@ def _write(kube: Kube, step: _Step) -> dict[str, Any]:
     status["conditions"] = merge_conditions(step.previous.get("conditions"), step.conditions, meta.get("generation"))
     status = {k: v for k, v in status.items() if v is not None}
     if status != step.previous:
-        kube.apply(
-            {
-                "apiVersion": API_VERSION,
-                "kind": "LoadTest",
-                "metadata": {"name": meta["name"], "namespace": meta["namespace"]},
-                "status": status,
-            },
-            subresource="status",
-        )
+        write_status(kube, "LoadTest", meta, status)
     if step.event is not None:
         obj = {"apiVersion": API_VERSION, "kind": "LoadTest", "metadata": meta}
         events.record(kube, obj, *step.event)

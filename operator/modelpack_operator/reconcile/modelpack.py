@@ -45,6 +45,7 @@ from modelpack_operator.reconcile.pack_status import (
     stuck_servers,
 )
 from modelpack_operator.settings import OperatorSettings
+from modelpack_operator.status import write_status
 
 log = logging.getLogger(__name__)
 
@@ -224,15 +225,7 @@ def _report(
 ) -> None:
     meta = body["metadata"]
     if status != previous:
-        kube.apply(
-            {
-                "apiVersion": API_VERSION,
-                "kind": "ModelPack",
-                "metadata": {"name": meta["name"], "namespace": meta["namespace"]},
-                "status": status,
-            },
-            subresource="status",
-        )
+        write_status(kube, "ModelPack", meta, status)
     obj = {"apiVersion": API_VERSION, "kind": "ModelPack", "metadata": meta}
     servers = [n for n in report.created if n.startswith("Deployment/")]
     if servers:
