@@ -35,12 +35,16 @@ from model_server.trace import quiet_jit
 Precision = Literal["fp32", "int8-dynamic", "bf16"]
 PRECISIONS: tuple[str, ...] = get_args(Precision)
 
-DEFAULT_MAX_ABS_DIFF = 0.1
-"""Default tolerance on the largest absolute output difference from fp32. bert-base int8-dynamic on random weights
-differs by ~0.01-0.06 (docs/performance.md); an artifact that is broken (wrong weights, a bad kernel) differs by the
-size of the outputs themselves."""
-DEFAULT_MIN_TOP1_AGREEMENT = 0.9
-"""Default least share of rows (per output) whose argmax agrees with fp32's."""
+DEFAULT_MAX_ABS_DIFF = 0.25
+"""Default tolerance on the largest absolute output difference from fp32. Measured on 2026-12-03 over the gate's 16
+generated rows (docs/performance.md): bert-base QA int8-dynamic differs by 0.099-0.110 (its fp32 logits: std
+0.47, largest 1.6), bert-base classification by 0.021-0.028, fp32 frozen by 0. An artifact with wrong weights or a
+bad kernel differs by the size of the outputs themselves. Absolute: a model whose outputs are larger (trained QA
+logits reach +-10) needs its own --max-abs-diff."""
+DEFAULT_MIN_TOP1_AGREEMENT = 0.85
+"""Default least share of rows (per output) whose argmax agrees with fp32's. bert-base QA int8-dynamic measured
+0.906-0.969 (random weights make the 128 start/end logits nearly flat, so argmaxes flip easily; trained models'
+peaked logits agree more), classification 1.0."""
 GATE_ROWS = 16
 """Generated input rows the gate compares: enough for a top-1 agreement in steps of 1/16, cheap for bert-base."""
 

@@ -12,6 +12,8 @@ from model_server.config import load_config, write_config
 from model_server.fleet import build_fleet
 from model_server.loaded import MODEL_OVERHEAD_BYTES, load_model
 from model_server.precision import (
+    DEFAULT_MAX_ABS_DIFF,
+    DEFAULT_MIN_TOP1_AGREEMENT,
     Accuracy,
     AccuracyError,
     CpuFeatures,
@@ -145,8 +147,8 @@ def test_tolerance_exceeded_refuses_the_artifact_naming_model_precision_value_an
 
 def test_top1_agreement_below_tolerance_is_refused() -> None:
     check_accuracy("m", "int8-dynamic", Accuracy(max_abs_diff=0.01, top1_agreement=0.9375, rows=16), Tolerance())
-    with pytest.raises(AccuracyError, match=r"model 'm': the int8-dynamic .* top-1 agreement with fp32 is 0.875, "):
-        check_accuracy("m", "int8-dynamic", Accuracy(max_abs_diff=0.01, top1_agreement=0.875, rows=16), Tolerance())
+    with pytest.raises(AccuracyError, match=r"model 'm': the int8-dynamic .* top-1 agreement with fp32 is 0.8125, "):
+        check_accuracy("m", "int8-dynamic", Accuracy(max_abs_diff=0.01, top1_agreement=0.8125, rows=16), Tolerance())
     with pytest.raises(ValueError, match="between 0 and 1"):
         Tolerance(min_top1_agreement=1.5)
 
@@ -191,6 +193,13 @@ def test_models_build_precision_errors(
     flags = ["--store", str(tmp_path), "--count", "1", "--layers", "1", "--hidden", "32", "--seq-len", "8"]
     assert main(["models", "build", *flags, *argv]) == 2
     assert message in capsys.readouterr().err
+
+
+def test_cli_help_states_the_default_tolerance(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["models", "build", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert f"(default {DEFAULT_MAX_ABS_DIFF:g})" in text and f"(default {DEFAULT_MIN_TOP1_AGREEMENT:g})" in text
 
 
 def test_models_build_and_trace_with_precision(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
