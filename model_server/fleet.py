@@ -195,7 +195,7 @@ def build_fleet(
         seed = seed_for(name)
         config = model_config(shape, seed, precision)
         model_dir = store / name
-        if is_built(model_dir, config):
+        if is_built(model_dir, config) and (optimizer is None or optimizer.passed(model_dir)):
             result.reused.append(name)
         else:
             if tokenizer_json is None:
@@ -230,6 +230,14 @@ class _Optimizer:
         self.shape, self.precision, self.tolerance = shape, precision, tolerance
         self.reference = BertModel(shape).eval()
         self.traced: torch.jit.ScriptModule | None = None
+
+    def passed(self, model_dir: Path) -> bool:
+        """A built artifact is reused only if its recorded gate result is within this build's tolerance."""
+        accuracy = load_config(model_dir).accuracy
+        return accuracy is not None and (
+            accuracy.max_abs_diff <= self.tolerance.max_abs_diff
+            and accuracy.top1_agreement >= self.tolerance.min_top1_agreement
+        )
 
     def build(self, name: str, seed: int) -> tuple[torch.jit.ScriptModule, AccuracyRecord]:
         randomize(self.reference, seed)  # same weights, in the same order, as randomize() on the plain trace

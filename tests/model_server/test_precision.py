@@ -153,10 +153,22 @@ def test_top1_agreement_below_tolerance_is_refused() -> None:
         Tolerance(min_top1_agreement=1.5)
 
 
-def test_changing_the_precision_rebuilds_and_the_same_precision_reuses(tmp_path: Path) -> None:
+def test_changing_the_precision_rebuilds_the_same_reuses_and_a_tighter_tolerance_regates(tmp_path: Path) -> None:
     assert build_fleet(tmp_path, ["m"], **TINY).built == ["m"]  # type: ignore[arg-type]
     assert build_fleet(tmp_path, ["m"], precision="fp32", **TINY).built == ["m"]  # type: ignore[arg-type]
     assert build_fleet(tmp_path, ["m"], precision="fp32", **TINY).reused == ["m"]  # type: ignore[arg-type]
+    build_fleet(tmp_path, ["q"], precision="int8-dynamic", cpu=ICE_LAKE, **TINY)  # type: ignore[arg-type]
+    recorded = load_config(tmp_path / "q").accuracy
+    assert recorded is not None and recorded.max_abs_diff > 0
+    with pytest.raises(AccuracyError):  # a tighter tolerance than the recorded result re-gates, and refuses
+        build_fleet(
+            tmp_path,
+            ["q"],
+            precision="int8-dynamic",
+            cpu=ICE_LAKE,
+            tolerance=Tolerance(max_abs_diff=recorded.max_abs_diff / 2),
+            **TINY,  # type: ignore[arg-type]
+        )
 
 
 def test_retrace_at_a_precision_rebuilds_fleet_models_and_refuses_foreign_ones(tmp_path: Path) -> None:
