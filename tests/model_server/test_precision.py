@@ -238,3 +238,8 @@ def test_server_shows_precision_and_accuracy_and_serves_the_artifact(tmp_path: P
     assert resp.status_code == 200, resp.text
     served = torch.tensor(resp.json()["outputs"][0]["data"]).reshape(2, -1)
     assert served.shape == (2, 2)
+    metrics = server.client.get("/metrics").text
+    assert 'modelpack_models_loaded_by_precision{precision="int8-dynamic"} 1.0' in metrics
+    assert server.client.post("/v2/repository/models/q8/unload").status_code == 200
+    metrics = server.client.get("/metrics").text
+    assert 'modelpack_models_loaded_by_precision{precision="int8-dynamic"} 0.0' in metrics
