@@ -134,8 +134,10 @@ def main() -> int:
                 body = tensor_request(args.batch, args.seq_len)
                 asyncio.run(closed_loop(server.url, names, body, args.batch, 1, 3.0))  # warm-up, every model
                 for c in concurrency:
+                    cpu0 = server.cpu_seconds()
                     result = asyncio.run(closed_loop(server.url, names, body, args.batch, c, args.seconds))
-                    served[str(c)] = result.as_dict()
+                    cpu_ms = (server.cpu_seconds() - cpu0) * 1000 / max(1, result.ok * args.batch)
+                    served[str(c)] = {**result.as_dict(), "cpu_ms_per_row": cpu_ms}
             this[p] = {**measured, "served": served}
             line = ", ".join(
                 f"c={c} {v['rows_per_s']:.2f}/s p50 {v['p50_ms']:.0f} p99 {v['p99_ms']:.0f} ms err {v['errors']}"
@@ -169,9 +171,10 @@ def summary(results: dict[str, Any], precisions: list[str], concurrency: list[in
         return statistics.median(values)
 
     header = ["artifact", "max abs diff", "top-1 agree", "model.pt MiB", "load + warm-up ms", "raw rows/s"]
-    header.append("raw / plain raw")
+    header += ["raw / plain raw", "raw CPU ms/row"]
     for c in concurrency:
         header += [f"served c={c}", f"/ plain (c={c})", f"served/raw (c={c})", f"p50/p99 ms (c={c})"]
+        header.append(f"CPU ms/row (c={c})")
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for p in precisions:
         acc = facts[p]["accuracy"]
@@ -188,6 +191,7 @@ def summary(results: dict[str, Any], precisions: list[str], concurrency: list[in
             f"{med([(r[p]['load_s'] + r[p]['warm_up_s']) * 1000 for r in rounds]):.0f}",
             f"{med(raw):.2f}",
             f"{med(plain_ratio):.2f}" if plain_ratio else "-",
+            f"{med([r[p]['raw_cpu_ms_per_row'] for r in rounds]):.0f}",
         ]
         for c in concurrency:
             s = [r[p]["served"][str(c)] for r in rounds]
@@ -203,6 +207,7 @@ def summary(results: dict[str, Any], precisions: list[str], concurrency: list[in
                 f"{med(vs_plain):.2f}" if has_plain else "-",
                 f"{med(vs_raw):.2f}",
                 f"{med([x['p50_ms'] for x in s]):.0f} / {med([x['p99_ms'] for x in s]):.0f}",
+                f"{med([x['cpu_ms_per_row'] for x in s]):.0f}",
             ]
         lines.append("| " + " | ".join(row) + " |")
     return "\n".join(lines)
