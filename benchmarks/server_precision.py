@@ -17,6 +17,7 @@ import argparse
 import asyncio
 import json
 import os
+import signal
 import statistics
 import subprocess
 import sys
@@ -86,6 +87,8 @@ def main() -> int:
     parser.add_argument("--work", default=str(CACHE), help="stores (kept: a rerun reuses them) and server logs")
     parser.add_argument("--out", help="write results as JSON here")
     args = parser.parse_args()
+    # SIGTERM (a shared machine gets busy: stop and rerun later) unwinds like Ctrl-C, so the server stops too.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
 
     cpu = CpuFeatures.detect()
     precisions, skipped = [], {}
