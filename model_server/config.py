@@ -13,6 +13,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from model_server.datatypes import Datatype
+from modelpack.api.modelpack import Precision
 
 CONFIG_FILE = "config.json"
 MODEL_FILE = "model.pt"
@@ -38,6 +39,18 @@ class TensorSpec(BaseModel):
         return self
 
 
+class AccuracyRecord(BaseModel):
+    """The build-time gate's result for an optimized artifact, against the fp32 model on generated inputs."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    max_abs_diff: float = Field(ge=0, description="Largest absolute difference of any output from fp32's.")
+    top1_agreement: float = Field(ge=0, le=1, description="Share of rows (per output) whose argmax matches fp32's.")
+    rows: int = Field(ge=1, description="Generated input rows compared.")
+    max_abs_diff_tolerance: float = Field(ge=0, description="The tolerance the artifact was built under.")
+    min_top1_agreement: float = Field(ge=0, le=1, description="The least top-1 agreement it was built under.")
+
+
 class ModelConfig(BaseModel):
     """What the server needs to know to validate requests and run a model."""
 
@@ -55,6 +68,13 @@ class ModelConfig(BaseModel):
     )
     seq_len: int | None = Field(default=None, ge=1, description="Sequence length text is padded/truncated to.")
     task: str | None = Field(default=None, description="Informational: classification, qa, ...")
+    precision: Precision | None = Field(
+        default=None,
+        description="Optimized artifact model.pt is (fp32 frozen, int8-dynamic, bf16); absent: traced as-is.",
+    )
+    accuracy: AccuracyRecord | None = Field(
+        default=None, description="The build-time accuracy gate's result for this artifact against fp32."
+    )
     source: dict[str, Any] | None = Field(
         default=None, description="How the fleet builder made the model (shape, seed); reruns reuse matching models."
     )

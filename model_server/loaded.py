@@ -78,11 +78,15 @@ class LoadedModel:
 MODEL_OVERHEAD_BYTES = 3 * 1024**2
 
 
-def module_bytes(module: torch.nn.Module) -> int:
+def module_bytes(module: torch.nn.Module, artifact_bytes: int = 0) -> int:
     """Parameter + buffer bytes plus the fixed per-model overhead: what the memory budget counts (deterministic,
-    unlike RSS deltas, which other threads' allocations blur)."""
+    unlike RSS deltas, which other threads' allocations blur).
+
+    A frozen artifact (any ``precision``) has no parameters left: its weights are graph constants, and int8
+    Linears keep theirs in packed parameters, so neither shows in ``parameters()``. For those the archive's size
+    (``artifact_bytes``: the uncompressed tensors plus a little code) stands in for the tensors."""
     tensors = [*module.parameters(), *module.buffers()]
-    return sum(t.numel() * t.element_size() for t in tensors) + MODEL_OVERHEAD_BYTES
+    return max(sum(t.numel() * t.element_size() for t in tensors), artifact_bytes) + MODEL_OVERHEAD_BYTES
 
 
 def load_model(name: str, model_dir: Path, config: ModelConfig | None = None) -> LoadedModel:
@@ -91,6 +95,12 @@ def load_model(name: str, model_dir: Path, config: ModelConfig | None = None) ->
         from model_server import neuron
 
         neuron.runtime()  # registers Neuron ops with torch.jit; clear error when the SDK is absent
+    if config.precision == "bf16":
+        from model_server.precision import CpuFeatures, unsupported_reason
+
+        reason = unsupported_reason("bf16", CpuFeatures.detect())
+        if reason is not None:  # it would run, emulated, slower than the fp32 model it replaces
+            raise ValueError(f"{model_dir}: a bf16 artifact, and {reason}; rebuild it as fp32 or int8-dynamic")
     path = model_dir / MODEL_FILE
     if not path.is_file():
         raise FileNotFoundError(f"{path}: missing")
@@ -109,4 +119,7 @@ def load_model(name: str, model_dir: Path, config: ModelConfig | None = None) ->
             raise ValueError(f"{tok_path}: not a loadable tokenizer: {err}") from None
         assert config.seq_len is not None
         configure_length(tokenizer, config.seq_len)
-    return LoadedModel(name=name, config=config, module=module, tokenizer=tokenizer, size_bytes=module_bytes(module))
+    artifact_bytes = path.stat().st_size if config.precision is not None else 0
+    return LoadedModel(
+        name=name, config=config, module=module, tokenizer=tokenizer, size_bytes=module_bytes(module, artifact_bytes)
+    )

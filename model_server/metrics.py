@@ -57,6 +57,12 @@ class ServerMetrics:
             "modelpack_model_loaded_bytes", "Parameter and buffer bytes loaded, cumulative.", registry=r
         )
         self.models_loaded = Gauge("modelpack_models_loaded", "Models in memory now.", registry=r)
+        self.models_loaded_by_precision = Gauge(
+            "modelpack_models_loaded_by_precision",
+            "Models in memory now by artifact precision (fp32, int8-dynamic, bf16; plain: not optimized).",
+            ["precision"],
+            registry=r,
+        )
         self.models_registered = Gauge("modelpack_models_registered", "Models registered.", registry=r)
         self.memory_used = Gauge(
             "modelpack_model_memory_bytes", "Parameter and buffer bytes of loaded models.", registry=r

@@ -193,5 +193,12 @@ def model_metadata(name: str, config: ModelConfig) -> dict[str, Any]:
         "platform": f"pytorch_{config.platform}",
         "inputs": inputs,
         "outputs": [tensor(s) for s in config.outputs],
-        "parameters": {"max_batch_size": config.max_batch_size, "task": config.task, "seq_len": config.seq_len},
+        "parameters": {
+            "max_batch_size": config.max_batch_size,
+            "task": config.task,
+            "seq_len": config.seq_len,
+            # The artifact served and how far the build-time gate measured it from fp32 (None: a plain trace).
+            "precision": config.precision,
+            "accuracy": config.accuracy.model_dump() if config.accuracy is not None else None,
+        },
     }

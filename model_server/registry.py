@@ -241,6 +241,7 @@ class Registry:
         entry.loads += 1
         self._lru[entry.name] = entry
         self.memory_used += model.size_bytes
+        self.metrics.models_loaded_by_precision.labels(model.config.precision or "plain").inc()
         self.metrics.loads.labels("ok").inc()
         self.metrics.bytes_loaded.inc(model.size_bytes)
         self._update_gauges()
@@ -288,6 +289,7 @@ class Registry:
         entry.model, entry.batcher, entry.state = None, None, ModelState.UNAVAILABLE
         if model is not None:
             self.memory_used -= model.size_bytes
+            self.metrics.models_loaded_by_precision.labels(model.config.precision or "plain").dec()
         self.metrics.evictions.inc()
         self._trimmer.note_free()
         self._update_gauges()

@@ -23,6 +23,19 @@ from modelpack.api.podtemplate import LabelKey, LabelValue, PodTemplate, Tolerat
 from modelpack.modelnames import MODEL_NAME_MAX, MODEL_NAME_PATTERN, MODEL_NAME_RULE
 
 ComputeType = Literal["graviton", "x86", "inferentia", "gpu"]
+Precision = Literal["fp32", "int8-dynamic", "bf16"]
+"""The optimized artifact a model is built as (model_server/precision.py): fp32 frozen, int8 dynamic quantization of
+the Linear layers, or bfloat16 (CPUs with native bf16 only)."""
+DEFAULT_PRECISION: dict[ComputeType, Precision] = {
+    "x86": "int8-dynamic",
+    "graviton": "int8-dynamic",
+    "inferentia": "fp32",
+    "gpu": "fp32",
+}
+"""``server.precision`` when unset, per compute type. x86: measured (docs/performance.md, bert-base precision
+table: int8-dynamic within the default tolerance and faster than fp32 on an AVX-512 VNNI Xeon). graviton:
+int8-dynamic runs on every Graviton (bf16 only from Graviton3 on), not measured here (no arm64 hardware).
+inferentia / gpu: fp32; neither runs these CPU artifacts' kernels."""
 _SEGMENT = r"([^/.][^/]*|\.[^/.][^/]*)"
 """One path segment that is neither ``.`` nor ``..``: a store path never climbs out of its bucket or claim."""
 STORE_URI_PATTERN = (
@@ -235,6 +248,19 @@ class ServerSpec(ApiModel):
         default_factory=Batching, json_schema_extra={"default": {}}, description="Dynamic batching."
     )
     preload: bool = Field(default=False, description="Load every model at start instead of on first request.")
+    precision: Precision | None = Field(
+        default=None,
+        description="Artifact the models are built as: `fp32` (frozen, optimized for inference), `int8-dynamic` "
+        "(int8 Linear layers; x86 with VNNI or arm64) or `bf16` (only CPUs with native bf16: AVX512-BF16/AMX, "
+        "Graviton3). Unset: `int8-dynamic` on x86 and graviton, `fp32` on inferentia and gpu. Chosen when the "
+        "store is built (`modelpack run` builds the models a file:// store lacks at this precision; "
+        "`modelpack models build --precision` for other stores), after a gate against fp32; each model's "
+        "config.json records it with the measured accuracy, and the server serves and shows what it records.",
+    )
+
+    def resolved_precision(self, compute: ComputeType) -> Precision:
+        """The precision set here, or the compute type's default (DEFAULT_PRECISION)."""
+        return self.precision or DEFAULT_PRECISION[compute]
 
 
 _MODELS_CEL = "(has(self.models.names) ? size(self.models.names) : (has(self.models.count) ? self.models.count : 0))"

@@ -5,8 +5,13 @@ from __future__ import annotations
 import argparse
 import re
 from pathlib import Path
+from typing import TYPE_CHECKING, cast
 
 from modelpack.cli.errors import CliError
+
+if TYPE_CHECKING:
+    from model_server.precision import Tolerance
+    from modelpack.api.modelpack import Precision
 
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9._\-]*\{index(:0?[0-9]+d)?\}[A-Za-z0-9._\-]*$")
 
@@ -26,11 +31,55 @@ def register(parser: argparse.ArgumentParser) -> None:
     build.add_argument("--seq-len", type=int, default=128, help="sequence length (default 128)")
     build.add_argument("--vocab-size", type=int, default=2000, help="tokenizer vocabulary (default 2000)")
     build.add_argument("--num-labels", type=int, default=2, help="classes for classification (default 2)")
+    _precision_flags(build)
     trace = sub.add_parser("trace", help="Re-trace a stored model for a target (x86, graviton, inferentia).")
     trace.add_argument("--store", required=True, help="store directory")
     trace.add_argument("--model", required=True, help="model folder name")
     trace.add_argument("--target", required=True, help="x86, graviton or inferentia")
     trace.add_argument("--output", help="write the traced model to this store instead of in place")
+    _precision_flags(trace)
+
+
+def _precision_flags(parser: argparse.ArgumentParser) -> None:
+    from modelpack.api.modelpack import DEFAULT_PRECISION
+
+    parser.add_argument(
+        "--precision",
+        help="build optimized, gated artifacts: fp32 (frozen), int8-dynamic (x86 VNNI, arm64) or bf16 (native bf16 "
+        f"CPUs only); a ModelPack's default is {DEFAULT_PRECISION['x86']} on x86. Unset: the plain trace",
+    )
+    parser.add_argument(
+        "--max-abs-diff",
+        type=float,
+        help="accuracy gate: largest absolute output difference from fp32 allowed (default 0.25)",
+    )
+    parser.add_argument(
+        "--min-top1-agreement",
+        type=float,
+        help="accuracy gate: least share of rows whose argmax matches fp32's (default 0.85)",
+    )
+
+
+def _gate(args: argparse.Namespace) -> tuple[Precision | None, Tolerance | None]:
+    """The checked precision and tolerance; a tolerance without a precision is refused (it would gate nothing)."""
+    from model_server.precision import PrecisionError, Tolerance, require_supported
+
+    tolerances = {
+        k: v
+        for k, v in (("max_abs_diff", args.max_abs_diff), ("min_top1_agreement", args.min_top1_agreement))
+        if v is not None
+    }
+    if args.precision is None:
+        if tolerances:
+            raise CliError("--max-abs-diff and --min-top1-agreement gate an optimized artifact: add --precision")
+        return None, None
+    try:
+        require_supported(args.precision)
+        return cast("Precision", args.precision), Tolerance(**tolerances)
+    except (PrecisionError, ValueError) as err:
+        raise CliError(
+            f"--precision {args.precision}: {err}" if isinstance(err, PrecisionError) else str(err)
+        ) from None
 
 
 def run(args: argparse.Namespace) -> int:
@@ -60,6 +109,7 @@ def _build(args: argparse.Namespace) -> int:
     if not NAME_PATTERN.match(args.name_pattern):
         raise CliError(f"--name-pattern must contain {{index}} (e.g. model-{{index:05d}}), got {args.name_pattern!r}")
     names = [args.name_pattern.format(index=i) for i in range(args.start_index, args.start_index + args.count)]
+    precision, tolerance = _gate(args)
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     from model_server.fleet import build_fleet
@@ -78,11 +128,14 @@ def _build(args: argparse.Namespace) -> int:
                 vocab_size=args.vocab_size,
                 task=args.task,
                 num_labels=args.num_labels,
+                precision=precision,
+                tolerance=tolerance,
                 progress=lambda done, total: bar.update(task, completed=done),
             )
         except ValueError as err:
             raise CliError(str(err)) from None
-    print(f"{args.store}: built {len(result.built)} models, reused {len(result.reused)}")
+    built_as = f" as {precision}" if precision else ""
+    print(f"{args.store}: built {len(result.built)} models{built_as}, reused {len(result.reused)}")
     return 0
 
 
@@ -91,11 +144,14 @@ def _trace(args: argparse.Namespace) -> int:
 
     if args.target not in TARGETS:
         raise CliError(f"--target must be one of {', '.join(TARGETS)}, got {args.target!r}")
+    precision, tolerance = _gate(args)
     from model_server.retrace import RetraceError, retrace
 
+    output = Path(args.output) if args.output else None
     try:
-        out = retrace(Path(args.store), args.model, args.target, Path(args.output) if args.output else None)
+        out = retrace(Path(args.store), args.model, args.target, output, precision=precision, tolerance=tolerance)
     except RetraceError as err:
         raise CliError(str(err)) from None
-    print(f"{args.model}: traced for {args.target} into {out}")
+    built_as = f" as {precision}" if precision else ""
+    print(f"{args.model}: traced for {args.target}{built_as} into {out}")
     return 0

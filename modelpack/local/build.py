@@ -7,7 +7,8 @@ from collections.abc import Sequence
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from modelpack.local.store import LocalStore, missing_models
+from modelpack.api.modelpack import Precision
+from modelpack.local.store import LocalStore, StoreError, missing_models
 
 
 def build_models(
@@ -18,8 +19,10 @@ def build_models(
     size: str = "tiny",
     layers: int | None = None,
     hidden: int | None = None,
+    precision: Precision | None = None,
 ) -> None:
-    """Build the models the store lacks; models already there are never rebuilt or overwritten."""
+    """Build the models the store lacks (as ``precision``, gated: spec.server.precision or the compute type's
+    default); models already there are never rebuilt or overwritten, whatever precision they were built as."""
     if store.directory is None:
         return
     missing = missing_models(store.directory, names)
@@ -32,11 +35,15 @@ def build_models(
     columns = (TextColumn("building models"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=console, transient=False) as progress:
         task = progress.add_task("build", total=len(missing))
-        build_fleet(
-            store.directory,
-            missing,
-            size=size,
-            layers=layers,
-            hidden=hidden,
-            progress=lambda done, _total: progress.update(task, completed=done),
-        )
+        try:
+            build_fleet(
+                store.directory,
+                missing,
+                size=size,
+                layers=layers,
+                hidden=hidden,
+                precision=precision,
+                progress=lambda done, _total: progress.update(task, completed=done),
+            )
+        except ValueError as err:  # precision this CPU lacks, or an artifact outside the accuracy tolerance
+            raise StoreError(f"spec.server.precision {precision}: {err}") from None

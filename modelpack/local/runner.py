@@ -247,7 +247,10 @@ def _start_pack(
     names = spec.models.expand()
     placement = place(names, spec.models_per_server)
     check_server_count(pack.metadata.name, len(names), spec.models_per_server, len(placement.servers), opts.max_servers)
-    build_models(store, names, console, size=opts.model_size, layers=opts.layers, hidden=opts.hidden)
+    precision = spec.server.resolved_precision(spec.compute.type)
+    build_models(
+        store, names, console, size=opts.model_size, layers=opts.layers, hidden=opts.hidden, precision=precision
+    )
     plan = plan_threads(available_cores(), len(placement.servers), spec.server.worker_threads, opts.threads)
     if spec.replicas != 1:
         notes.append(f"spec.replicas is {spec.replicas}: locally each server runs as one process.")

@@ -70,6 +70,8 @@ CASES: list[Case] = [
         "spec.modelsPerServer",
     ),
     refused("replicas-1001", with_spec(PACK, "replicas", 1001), "spec.replicas"),
+    refused("precision-unknown", with_spec(PACK, "server.precision", "fp16"), "spec.server.precision"),
+    accepted("precision-int8", with_spec(PACK, "server.precision", "int8-dynamic")),
     # Object names every derived name must fit (Services are DNS-1035 labels: a letter first, 63 at most).
     refused("pack-name-digit-first", _named(PACK, "1fleet"), "metadata.name"),
     refused("pack-name-51-chars", _named(PACK, "p" * 51), "metadata.name"),

@@ -72,6 +72,7 @@ def test_to_dict_round_trips_camel_case() -> None:
         (with_spec(PACK, "replicas", "two"), "spec.replicas", "valid integer"),
         (with_spec(PACK, "server.memoryBudget", "lots"), "spec.server.memoryBudget", "should match pattern"),
         (with_spec(PACK, "unknownField", 1), "spec.unknownField", "Extra inputs"),
+        (with_spec(PACK, "server.precision", "fp16"), "spec.server.precision", "'fp32', 'int8-dynamic' or 'bf16'"),
         (
             with_spec(TEST, "load", {"mode": "concurrency", "rate": 5, "concurrency": 2}),
             "spec.load",
@@ -114,3 +115,16 @@ def test_durations_and_quantities() -> None:
         parse_duration("5 min")
     with pytest.raises(ValueError, match="invalid quantity 'big'"):
         parse_quantity("big")
+
+
+def test_precision_defaults_per_compute_type_and_an_explicit_one_wins() -> None:
+    pack = parse_object(PACK)
+    assert isinstance(pack, ModelPack) and pack.spec.server.precision is None
+    assert [pack.spec.server.resolved_precision(c) for c in ("x86", "graviton", "inferentia", "gpu")] == [
+        "int8-dynamic",
+        "int8-dynamic",
+        "fp32",
+        "fp32",
+    ]
+    chosen = parse_object(with_spec(PACK, "server.precision", "bf16"))
+    assert isinstance(chosen, ModelPack) and chosen.spec.server.resolved_precision("x86") == "bf16"

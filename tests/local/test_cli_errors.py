@@ -164,3 +164,24 @@ def test_an_unknown_flag_to_a_subcommand_prints_that_subcommands_usage(
     err = capsys.readouterr().err
     assert err.startswith(f"usage: modelpack {command} "), err
     assert "unrecognized arguments: --no-such-flag" in err
+
+
+def test_precision_the_cpu_lacks_is_refused_naming_the_field(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """bf16 asked of a CPU without native bf16 (declared, so the test means the same on every machine): refused
+    before any model is built or server started, naming spec.server.precision and the missing flags."""
+    from model_server.precision import CpuFeatures
+
+    ice_lake = CpuFeatures("x86_64", frozenset({"avx512f", "avx512_vnni"}))
+    monkeypatch.setattr(CpuFeatures, "detect", classmethod(lambda cls: ice_lake))
+    monkeypatch.chdir(tmp_path)
+    doc = pack_doc("p", "file:///./store", ["m-1"])
+    doc["spec"]["server"]["precision"] = "bf16"
+    f = write(tmp_path / "all.yaml", doc, loadtest_doc("t", "p"))
+    code, err = run_cli(capsys, "-f", str(f), "--layers", "1", "--hidden", "32")
+    assert code == 2
+    assert "spec.server.precision bf16: cannot build bf16 artifacts on this machine: bf16 needs a CPU" in " ".join(
+        err.split()
+    )
+    assert not (tmp_path / "store" / "m-1" / "model.pt").exists()

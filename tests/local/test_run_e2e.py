@@ -217,7 +217,10 @@ def test_missing_models_are_built_then_sigterm_while_servers_start_stops_them(tm
     # The relative file:///./ store was resolved against the working directory and filled there.
     for name in models:
         assert (store / name / "model.pt").stat().st_size > 0
-        assert json.loads((store / name / "config.json").read_text())["source"]["shape"]["layers"] == 1
+        config = json.loads((store / name / "config.json").read_text())
+        assert config["source"]["shape"]["layers"] == 1
+        assert config["precision"] == "int8-dynamic"  # spec.server.precision unset: the x86 default, gated
+        assert config["accuracy"]["max_abs_diff"] <= config["accuracy"]["max_abs_diff_tolerance"]
 
 
 def test_against_a_running_server_missed_slo_exits_1(tiny_store: Path, tmp_path: Path) -> None:
