@@ -8,6 +8,7 @@ for the version, so a second run costs a directory listing.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import re
@@ -152,13 +153,19 @@ def _ensure(name: str, version: str, files: tuple[str, ...], build) -> Path:  # 
     if shutil.which("go") is None:
         # Only a build needs Go: a machine with a warm cache runs the harness without it.
         raise RuntimeError(f"Go >= 1.24 is required to build {name} {version} for the test control plane (not cached)")
-    tmp = dest.with_name(dest.name + ".partial")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    started = time.monotonic()
-    build(tmp, version)
-    shutil.rmtree(dest, ignore_errors=True)
-    tmp.rename(dest)
+    cache_root().mkdir(parents=True, exist_ok=True)
+    # Two runs (two worktrees' test sessions) building the same entry would delete each other's partial dir.
+    with (cache_root() / f".{name}-{version}.lock").open("ab") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if all((dest / f).exists() for f in files):
+            return dest  # built by the run we waited for
+        tmp = dest.with_name(dest.name + ".partial")
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        started = time.monotonic()
+        build(tmp, version)
+        shutil.rmtree(dest, ignore_errors=True)
+        tmp.rename(dest)
     _log(f"{name} {version} ready in {time.monotonic() - started:.0f}s at {dest}")
     return dest
 
