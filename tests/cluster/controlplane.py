@@ -185,6 +185,9 @@ class ControlPlane:
                 f"--secure-port={ports['apiserver']}",
                 f"--kubelet-client-certificate={p / 'kubelet-client.crt'}",
                 f"--kubelet-client-key={p / 'kubelet-client.key'}",
+                # A real kubelet by its InternalIP (inside the node's netns), never by a hostname, which would be
+                # looked up with the host's resolvers.
+                "--kubelet-preferred-address-types=InternalIP",
                 f"--tls-cert-file={p / 'apiserver.crt'}",
                 f"--tls-private-key-file={p / 'apiserver.key'}",
                 f"--client-ca-file={p / 'ca.crt'}",

@@ -31,6 +31,8 @@ def busybox_pod(
     if mounts:
         container["volumeMounts"] = mounts
     spec: dict[str, Any] = {"restartPolicy": restart, "containers": [container], "terminationGracePeriodSeconds": 1}
+    if restart == "Never":
+        spec["activeDeadlineSeconds"] = 60  # a probe that hangs fails instead of waiting out the test's timeout
     if volumes:
         spec["volumes"] = volumes
     return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "labels": labels or {}}, "spec": spec}
