@@ -53,7 +53,8 @@ class ImageSpec:
     platform: str = "linux/amd64"
     files: tuple[Path, ...] = ()  # the context files that go into the image; all of the context when empty
     secrets: Mapping[str, Path] = field(default_factory=dict)  # --secret id=...,src=... (not hashed, not baked)
-    volumes: tuple[str, ...] = ()  # -v host:container[:opts] for RUN steps (a wheelhouse, not baked)
+    volumes: tuple[str, ...] = ()  # -v host:container[:opts] for RUN steps (not baked)
+    build_contexts: Mapping[str, Path] = field(default_factory=dict)  # --build-context NAME=DIR (a wheelhouse)
     extra_hash: str = ""  # anything else the build depends on (e.g. a base image's tag)
 
     def tag(self) -> str:
@@ -107,6 +108,8 @@ def build(spec: ImageSpec, *, network: str = "host") -> Path:
         args += ["--secret", f"id={sid},src={src}"]
     for volume in spec.volumes:
         args += ["-v", volume]
+    for cname, cdir in spec.build_contexts.items():
+        args += ["--build-context", f"{cname}={cdir}"]
     buildah(*args, str(spec.context), quiet=os.environ.get("MODELPACK_BUILD_VERBOSE", "") in ("", "0"))
     tmp = archive.with_suffix(".partial")
     tmp.unlink(missing_ok=True)
