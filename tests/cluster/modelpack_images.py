@@ -27,6 +27,7 @@ import shutil
 import subprocess
 import sys
 import time
+import tomllib
 from pathlib import Path
 
 from tests.cluster.node_images import ImageBuildError, ImageSpec, build, buildah, images_dir
@@ -151,17 +152,31 @@ def wheelhouse_dir() -> Path:
     return images_dir().parent / "wheelhouse"
 
 
-def ensure_wheelhouse(requirements: tuple[str, ...] = ("torch",)) -> Path:
-    """torch and its dependencies as wheels, at the test venv's pinned versions, downloaded once from PyPI."""
+def server_requirements(pyproject: Path = ROOT / "pyproject.toml") -> tuple[str, ...]:
+    """What ``pip install '.[server]'`` needs, build backend included: the wheelhouse's contents."""
+    doc = tomllib.loads(pyproject.read_text())
+    return (
+        *doc["build-system"]["requires"],
+        *doc["project"]["dependencies"],
+        *doc["project"]["optional-dependencies"]["server"],
+    )
+
+
+def ensure_wheelhouse(requirements: tuple[str, ...] | None = None) -> Path:
+    """The server image's dependencies as wheels, at the test venv's pinned versions (``hack/constraints.txt``),
+    downloaded once from PyPI; the image build then installs from it with ``--no-index``."""
+    requirements = requirements or server_requirements()
     dest = wheelhouse_dir()
     stamp = dest / ".complete"
-    want = " ".join(requirements) + "\n" + (ROOT / "hack" / "constraints.txt").read_text()
+    want = "\n".join(requirements) + "\n" + (ROOT / "hack" / "constraints.txt").read_text()
     if stamp.exists() and stamp.read_text() == want:
         return dest
     tmp = dest.with_name(dest.name + ".partial")
-    tmp.mkdir(parents=True, exist_ok=True)  # kept across a failed download: pip skips what it already has
+    if dest.exists() and not tmp.exists():
+        dest.rename(tmp)  # pip skips the wheels it already has
+    tmp.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
-    _log(f"pip download {' '.join(requirements)} (with hack/constraints.txt) into {dest}")
+    _log(f"pip download {len(requirements)} requirements (with hack/constraints.txt) into {dest}")
     argv = [sys.executable, "-m", "pip", "download", "-q", "-c", str(ROOT / "hack" / "constraints.txt"), "-d",
             str(tmp), *requirements]  # fmt: skip
     proc = subprocess.run(argv, capture_output=True, text=True, check=False)
