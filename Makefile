@@ -21,6 +21,7 @@ demo: $(STAMP)
 test: $(STAMP)
 	hack/system-deps.sh
 	$(PY) -m tests.cluster.binaries
+	$(PY) -m tests.cluster.modelpack_images
 	$(VENV)/bin/ruff check .
 	$(PY) -m pytest ; rc=$$?; if [ $$rc -eq 5 ]; then echo "no tests selected"; rc=0; fi; exit $$rc
 	hack/fresh-clock.sh $(PY) -m pytest -q -p no:cacheprovider -m "not cluster and not slow" $$(grep -v '^#' hack/fresh-clock-tests.txt)

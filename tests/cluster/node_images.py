@@ -116,7 +116,19 @@ def build(spec: ImageSpec, *, network: str = "host") -> Path:
     buildah("push", spec.ref(), f"docker-archive:{tmp}:{spec.ref()}")
     tmp.rename(archive)
     _log(f"built {spec.ref()} in {time.monotonic() - started:.0f}s: {archive.stat().st_size / 2**20:.0f} MiB")
+    prune(spec, archive)
     return archive
+
+
+def prune(spec: ImageSpec, archive: Path) -> None:
+    """Drop older trees' builds of the same image (archives and tags in buildah's store): the server image is
+    gigabytes, and every source change makes a new tag. Untagged layers stay: they are buildah's build cache."""
+    for old in prune_archives([archive]):
+        _log(f"removed {old.name}")
+    names = buildah("images", "--format", "{{.Name}}:{{.Tag}}").split()
+    stale = [ref for ref in names if ref.rsplit(":", 1)[0] == spec.name and ref != spec.ref()]
+    if stale:
+        buildah("rmi", *stale)
 
 
 def scratch_image(name: str, binaries: Iterable[Path], entrypoint: str, user: str = "65532:65532") -> ImageSpec:

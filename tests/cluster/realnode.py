@@ -28,7 +28,7 @@ from tests.cluster import tomlw
 from tests.cluster.binaries import NodeBinaries, ensure_node_binaries
 from tests.cluster.hostclean import CGROUP_FS
 from tests.cluster.netns import CLUSTER_CIDR, POD_CIDR, NodeNetwork
-from tests.cluster.node_images import ImageSpec, build, scratch_image
+from tests.cluster.node_images import ImageSpec, build, images_dir, scratch_image
 from tests.cluster.process import Component, stop_all
 
 if TYPE_CHECKING:
@@ -40,6 +40,18 @@ CLUSTER_DOMAIN = "cluster.local"
 PAUSE_IMAGE = "localhost/modelpack/pause"
 CNI_BIN_DIR = "/usr/lib/cni"
 NODE_LABELS = {"modelpack.dev/real-node": "true"}
+# In containerd's root after a stop that removed every container: the next start of the slot may keep the root.
+CLEAN_MARK = ".stopped-clean"
+
+
+def containerd_root(slot: int) -> Path:
+    """containerd's root (content store, snapshots) for one node slot, kept across sessions in the cache.
+
+    Importing the server image (gigabytes: PyPI's x86 torch brings CUDA) took 200 s per session; kept, an
+    unchanged image costs nothing and a changed one only its new layers. Only images survive a stop: every
+    container is removed first, and a root without the clean-stop mark (a crashed run) is deleted on start.
+    """
+    return images_dir().parent / "node-containerd" / f"slot-{slot}"
 
 
 class RealNodeError(RuntimeError):
@@ -50,11 +62,11 @@ def pause_image(bins: NodeBinaries) -> ImageSpec:
     return scratch_image(PAUSE_IMAGE, [bins.pause], "pause", user="65535:65535")
 
 
-def containerd_config(state: Path, sandbox_image: str) -> dict[str, Any]:
+def containerd_config(state: Path, sandbox_image: str, root: Path) -> dict[str, Any]:
     """containerd 1.6's config: own root/state/socket, CRI with a local sandbox image and our CNI conf dir."""
     return {
         "version": 2,
-        "root": str(state / "containerd"),
+        "root": str(root),
         "state": "/run/containerd",  # a tmpfs of the node's mount namespace
         # A plugin that would create /opt/containerd on the host, and snapshotters nobody uses.
         "disabled_plugins": [
@@ -201,6 +213,7 @@ class RealNode:
         self.log_dir = self.state / "logs"
         self._components: list[Component] = []
         self.images: dict[str, str] = {}  # ref -> archive already imported
+        self.root: Path | None = None
 
     def _spawn(self, name: str, argv: list[str]) -> Component:
         comp = Component(name=name, argv=self.network.nsenter(argv), log_path=self.log_dir / f"{name}.log",
@@ -235,7 +248,16 @@ class RealNode:
         ref = spec.ref()
         if ref in self.images:
             return ref
+        present = self.ctr("images", "ls", "-q").stdout.split()
+        if ref in present:
+            self.images[ref] = "kept"
+            return ref
         archive = build(spec)
+        # Other tags of the same image are older trees' builds: drop them first (containerd collects their
+        # layers), so a changed server image never holds the disk twice.
+        stale = [other for other in present if other.rsplit(":", 1)[0] == spec.name and other != ref]
+        if stale:
+            self.ctr("images", "rm", "--sync", *stale)
         started = time.monotonic()
         self.ctr("images", "import", "--platform", spec.platform, str(archive))
         self.images[ref] = str(archive)
@@ -248,7 +270,13 @@ class RealNode:
             (state / sub).mkdir(parents=True, exist_ok=True)
         pause = pause_image(self.bins)
         (state / "cni" / "10-modelpack.conflist").write_text(json.dumps(cni_config(state), indent=1))
-        (state / "containerd.toml").write_text(tomlw.dumps(containerd_config(state, pause.ref())))
+        root = self.root = containerd_root(net.slot)
+        if root.exists() and not (root / CLEAN_MARK).exists():
+            print(f"[realnode] {root}: slot {net.slot}'s last run did not stop cleanly; starting empty", flush=True)
+            shutil.rmtree(root)
+        root.mkdir(parents=True, exist_ok=True)
+        (root / CLEAN_MARK).unlink(missing_ok=True)
+        (state / "containerd.toml").write_text(tomlw.dumps(containerd_config(state, pause.ref(), root)))
         containerd = self._spawn("containerd", ["containerd", "--config", str(state / "containerd.toml")])
         sock = state / "containerd.sock"
         self._wait(containerd, lambda: sock.exists() and self._ctr_ok(), "containerd's socket")
@@ -287,9 +315,32 @@ class RealNode:
     def logs(self) -> dict[str, Path]:
         return {c.name: c.log_path for c in self._components}
 
+    def _remove_containers(self) -> bool:
+        """Kill and delete every container in containerd (the images stay); True if none is left."""
+        try:
+            ids = self.ctr("containers", "ls", "-q", timeout=30).stdout.split()
+            for cid in ids:
+                subprocess.run(
+                    ["ctr", "--address", str(self.state / "containerd.sock"), "-n", "k8s.io", "tasks", "rm", "-f", cid],
+                    capture_output=True, timeout=30, check=False,
+                )  # fmt: skip
+            if ids:
+                self.ctr("containers", "rm", *ids, timeout=60)
+            return not self.ctr("containers", "ls", "-q", timeout=30).stdout.split()
+        except (RealNodeError, subprocess.TimeoutExpired) as err:
+            print(f"[realnode] could not empty containerd ({err}); its root will be deleted on the next start")
+            return False
+
     def stop(self, keep_logs_in: Path | None = None) -> None:
-        """Stop the node's daemons, then kill whatever they left (pods, shims) with the namespaces."""
-        stop_all(list(reversed(self._components)), grace=3.0)
+        """Stop the kubelet and kube-proxy, delete every container, stop containerd; the slot's cleanup
+        (``NodeNetwork.destroy``) then kills whatever is left (pods, shims) with the namespaces."""
+        daemons = [c for c in reversed(self._components) if c.name != "containerd"]
+        containerd = [c for c in self._components if c.name == "containerd"]
+        stop_all(daemons, grace=3.0)
+        clean = bool(containerd) and containerd[0].exit_code() is None and self._remove_containers()
+        stop_all(containerd, grace=5.0)
+        if clean and self.root is not None and containerd[0].exit_code() == 0:
+            (self.root / CLEAN_MARK).touch()
         self._components = []
         if keep_logs_in is not None and self.log_dir.exists():
             shutil.copytree(self.log_dir, keep_logs_in, dirs_exist_ok=True)
