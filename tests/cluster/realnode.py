@@ -253,14 +253,14 @@ class RealNode:
             self.images[ref] = "kept"
             return ref
         archive = build(spec)
-        # Other tags of the same image are older trees' builds: drop them first (containerd collects their
-        # layers), so a changed server image never holds the disk twice.
-        stale = [other for other in present if other.rsplit(":", 1)[0] == spec.name and other != ref]
-        if stale:
-            self.ctr("images", "rm", "--sync", *stale)
         started = time.monotonic()
         self.ctr("images", "import", "--platform", spec.platform, str(archive))
         self.images[ref] = str(archive)
+        # Other tags of the same image are older trees' builds: drop them after the import, so the layers they
+        # share with the new tag (the server's gigabytes of dependencies) are not imported again.
+        stale = [other for other in present if other.rsplit(":", 1)[0] == spec.name and other != ref]
+        if stale:
+            self.ctr("images", "rm", "--sync", *stale)
         print(f"[realnode] imported {ref} in {time.monotonic() - started:.1f}s", flush=True)
         return ref
 

@@ -204,6 +204,14 @@ def test_chart_operator_serves_24_models_on_real_pods_and_a_loadtest_measures_th
     probe = "import os; print(os.getuid()); open('/probe', 'w')"
     got = cp.kubectl("exec", pods[0]["metadata"]["name"], "-n", ns, "--", "python", "-c", probe, check=False)
     assert got.stdout.strip() == "10001" and "Read-only file system" in got.stderr, got
+    # The images run this tree's code (a stale build-cache layer would not): the same bytes as the checkout.
+    handlers = ROOT / "operator" / "modelpack_operator" / "handlers.py"
+    checks = ((pods[0]["metadata"]["name"], ns, "model_server.app", ROOT / "model_server" / "app.py"),
+              (operator, RELEASE_NS, "modelpack_operator.handlers", handlers))  # fmt: skip
+    for pod_name, pod_ns, module, local in checks:
+        show = f"import importlib; print(open(importlib.import_module('{module}').__file__, 'rb').read().hex())"
+        got = cp.kubectl("exec", pod_name, "-n", pod_ns, "--", "python", "-c", show)
+        assert bytes.fromhex(got.stdout.strip()) == local.read_bytes(), f"{module} in {pod_name} is not the checkout's"
 
     cp.apply([loadtest(ns)], namespace=ns)
     final = _finished_loadtest(cp, ns, operator, 300)
