@@ -21,6 +21,7 @@ demo: $(STAMP)
 test: $(STAMP)
 	hack/system-deps.sh
 	$(PY) -m tests.cluster.binaries
+	$(PY) -m tests.cluster.modelpack_images
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/lint-imports
 	$(VENV)/bin/mypy

@@ -101,19 +101,24 @@ def _pip(*args: str, cwd: Path) -> None:
     assert result.returncode == 0, f"pip {args[0]} failed:\n{result.stdout}\n{result.stderr}"
 
 
+def _build_stage(stages: list[Stage]) -> Stage:
+    """The stage that installs the package (``AS build``); Dockerfile.server has a wheelhouse stage before it."""
+    return next(stage for stage in stages if stage.name == "build")
+
+
 @pytest.fixture(scope="module", params=["server", "operator"])
 def image(request: pytest.FixtureRequest) -> Iterator[Image]:
     stages = parse((ROOT / f"Dockerfile.{request.param}").read_text())
     with tempfile.TemporaryDirectory(prefix=f"modelpack-dockerfile-{request.param}-") as tmp:
         base = Path(tmp)
-        workdir = build_context(ROOT, stages[0], base / "image")
+        workdir = build_context(ROOT, _build_stage(stages), base / "image")
         _pip("wheel", "--no-deps", "--no-build-isolation", "-w", str(base / "wheel"), str(workdir), cwd=base)
         (wheel,) = (base / "wheel").glob("*.whl")
         _pip("install", "--no-deps", "--target", str(base / "site"), str(wheel), cwd=base)
         entry_points = configparser.ConfigParser()
         entry_points.read_string(_wheel(base / "site").read_text("entry_points.txt") or "")
         requires = _wheel(base / "site").requires or []
-        image_site_packages(VENV_SITE, requires, pip_extras(stages[0]), PROJECT, base / "venv-site")
+        image_site_packages(VENV_SITE, requires, pip_extras(_build_stage(stages)), PROJECT, base / "venv-site")
         yield Image(stages, base, base / "site", entry_points)
 
 
@@ -137,7 +142,7 @@ def test_context_copies_exist_are_not_ignored_and_from_names_an_earlier_stage(im
                 assert instruction.flags["from"] in names, f"line {instruction.line}: no earlier stage by that name"
         if stage.name:
             names.add(stage.name)
-    assert pip_extras(image.stages[0]) <= set(_wheel(image.site).metadata.get_all("Provides-Extra") or [])
+    assert pip_extras(_build_stage(image.stages)) <= set(_wheel(image.site).metadata.get_all("Provides-Extra") or [])
 
 
 def test_entrypoint_is_a_console_script_of_the_wheel(image: Image) -> None:
@@ -149,7 +154,7 @@ def test_entrypoint_is_a_console_script_of_the_wheel(image: Image) -> None:
 def test_entrypoint_and_cmd_run_from_the_wheel_alone(image: Image) -> None:
     argv = [*image.final.exec_form("ENTRYPOINT"), *image.final.exec_form("CMD"), "--help"]
     report = _assert_ran_from_the_wheel(image, argv)
-    if "server" not in pip_extras(image.stages[0]):
+    if "server" not in pip_extras(_build_stage(image.stages)):
         assert report["torch"] is False, "the operator image has no torch, but its CLI imported it"
 
 

@@ -34,6 +34,11 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--pools", type=_pools_arg, default=dict(DEFAULT_POOLS), help=f"NAME=COUNT,... (default {default})")
     up.add_argument("--keep-logs", action="store_true", help="keep the work dir (logs, certs, kubeconfig) on exit")
     up.add_argument("--workdir", type=Path, help="use this directory instead of a fresh temp dir")
+    up.add_argument(
+        "--real-node",
+        action="store_true",
+        help="add a real node (containerd, kubelet, kube-proxy, CoreDNS) in its own network namespace",
+    )
     sub.add_parser("build", help="build the control-plane binaries into the cache (instant when cached)")
     return parser
 
@@ -49,6 +54,8 @@ def _up(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, _stop_on_sigterm)
     # A shell starting us with `&` leaves SIGINT ignored; Ctrl-C / kill -INT must still tear down.
     signal.signal(signal.SIGINT, signal.default_int_handler)
+    if args.real_node:
+        return _up_real(args)
     cp = ControlPlane(keep_logs=args.keep_logs, workdir=args.workdir)
     try:
         cp.start()
@@ -68,6 +75,31 @@ def _up(args: argparse.Namespace) -> int:
         return 1
     finally:
         cp.stop()
+
+
+def _up_real(args: argparse.Namespace) -> int:
+    from tests.cluster.realcluster import RealCluster
+
+    rc = RealCluster(keep_logs=args.keep_logs)
+    try:
+        rc.start()
+        assert rc.cp is not None
+        nodes = register_pools(rc.cp, args.pools)
+        print(f"nodes: {', '.join([*nodes, 'modelpack-node (real)'])}")
+        print(f"kubeconfig: {rc.cp.kubeconfig}")
+        print(f"node state: {rc.network.state_dir} (netns holder pid {rc.network.holder_pid})")
+        print(f"export KUBECONFIG={rc.cp.kubeconfig}", flush=True)
+        print("control plane up; Ctrl-C to stop", file=sys.stderr, flush=True)
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        print("stopping", file=sys.stderr, flush=True)
+        return 0
+    except (RuntimeError, TimeoutError) as err:
+        print(f"python -m tests.cluster up: error: {err}", file=sys.stderr)
+        return 1
+    finally:
+        rc.stop()
 
 
 def _build() -> int:

@@ -8,6 +8,8 @@ for the version, so a second run costs a directory listing.
 
 from __future__ import annotations
 
+import fcntl
+import hashlib
 import json
 import os
 import re
@@ -23,7 +25,16 @@ ETCD_VERSION = "v3.6.16"
 KWOK_VERSION = "v0.7.0"
 HELM_VERSION = "v3.19.5"
 
+COREDNS_VERSION = "v1.14.7"
+
 KUBE_COMMANDS = ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl")
+# The real node's binaries: a separate cache entry, so adding them never invalidates (and rebuilds) the control
+# plane's entry that running tests use.
+NODE_COMMANDS = ("kubelet", "kube-proxy")
+# CoreDNS plugins the cluster DNS needs (in CoreDNS' own execution order); a custom build with only these
+# compiles in a fraction of the time of the full binary (which links every cloud provider's SDK).
+COREDNS_PLUGINS = ("ready", "health", "errors", "log", "cache", "kubernetes")
+PAUSE_SOURCE = Path(__file__).with_name("pause.go")
 
 
 def cache_root() -> Path:
@@ -43,6 +54,16 @@ class Binaries:
     etcd: Path
     kwok: Path
     helm: Path
+
+
+@dataclass(frozen=True)
+class NodeBinaries:
+    """Paths of what the real node runs from Go modules (the rest are Debian packages: containerd, runc, CNI)."""
+
+    kubelet: Path
+    kube_proxy: Path
+    coredns: Path
+    pause: Path
 
 
 def _log(msg: str) -> None:
@@ -83,7 +104,8 @@ def _wrapper_module(
     (workdir / "tools.go").write_text("\n".join(tools) + "\n")
 
 
-def _build_kubernetes(dest: Path, version: str) -> None:
+def _kubernetes_module(version: str) -> Path:
+    """The wrapper module that builds k8s.io/kubernetes commands; one for the control plane and the node."""
     work = cache_root().parent / "build" / f"kubernetes-{version}"
     _log(f"downloading k8s.io/kubernetes@{version} module metadata")
     info = json.loads(_go(["mod", "download", "-json", f"k8s.io/kubernetes@{version}"], cwd=Path.cwd()))
@@ -98,36 +120,80 @@ def _build_kubernetes(dest: Path, version: str) -> None:
         "modelpack.dev/build/kubernetes",
         {"k8s.io/kubernetes": version},
         {mod: published for mod in staging},
-        [f"k8s.io/kubernetes/cmd/{cmd}" for cmd in KUBE_COMMANDS],
+        [f"k8s.io/kubernetes/cmd/{cmd}" for cmd in (*KUBE_COMMANDS, *NODE_COMMANDS)],
     )
     _go(["mod", "tidy"], cwd=work)
-    major, minor = version.removeprefix("v").split(".")[:2]
-    pkgs = ["k8s.io/component-base/version", "k8s.io/client-go/pkg/version"]
-    ldflags = ["-s", "-w"]
-    for pkg in pkgs:
-        ldflags += [
-            f"-X {pkg}.gitVersion={version}",
-            f"-X {pkg}.gitMajor={major}",
-            f"-X {pkg}.gitMinor={minor}",
-            f"-X {pkg}.gitTreeState=clean",
-            f"-X {pkg}.buildDate=1970-01-01T00:00:00Z",
-        ]
-    for cmd in KUBE_COMMANDS:
-        started = time.monotonic()
-        _log(f"go build {cmd} (first build takes minutes)")
-        _go(
-            [
-                "build",
-                "-trimpath",
-                "-ldflags",
-                " ".join(ldflags),
-                "-o",
-                str(dest / cmd),
-                f"k8s.io/kubernetes/cmd/{cmd}",
-            ],
-            cwd=work,
-        )
-        _log(f"built {cmd} in {time.monotonic() - started:.0f}s")
+    return work
+
+
+def _kubernetes_builder(commands: tuple[str, ...]):  # type: ignore[no-untyped-def]
+    def build(dest: Path, version: str) -> None:
+        work = _kubernetes_module(version)
+        major, minor = version.removeprefix("v").split(".")[:2]
+        pkgs = ["k8s.io/component-base/version", "k8s.io/client-go/pkg/version"]
+        ldflags = ["-s", "-w"]
+        for pkg in pkgs:
+            ldflags += [
+                f"-X {pkg}.gitVersion={version}",
+                f"-X {pkg}.gitMajor={major}",
+                f"-X {pkg}.gitMinor={minor}",
+                f"-X {pkg}.gitTreeState=clean",
+                f"-X {pkg}.buildDate=1970-01-01T00:00:00Z",
+            ]
+        for cmd in commands:
+            started = time.monotonic()
+            _log(f"go build {cmd} (first build takes minutes)")
+            _go(
+                [
+                    "build",
+                    "-trimpath",
+                    "-ldflags",
+                    " ".join(ldflags),
+                    "-o",
+                    str(dest / cmd),
+                    f"k8s.io/kubernetes/cmd/{cmd}",
+                ],
+                cwd=work,
+            )
+            _log(f"built {cmd} in {time.monotonic() - started:.0f}s")
+
+    return build
+
+
+def coredns_main(plugins: tuple[str, ...]) -> str:
+    """A CoreDNS main package linking only ``plugins``, CoreDNS' documented way to build a custom server."""
+    imports = "\n".join(f'\t_ "github.com/coredns/coredns/plugin/{p}"' for p in plugins)
+    directives = ", ".join(f'"{p}"' for p in plugins)
+    return (
+        "package main\n\nimport (\n"
+        '\t"github.com/coredns/coredns/core/dnsserver"\n'
+        '\t"github.com/coredns/coredns/coremain"\n'
+        f"{imports}\n)\n\n"
+        f"func init() {{ dnsserver.Directives = []string{{{directives}}} }}\n\n"
+        "func main() { coremain.Run() }\n"
+    )
+
+
+def _build_coredns(dest: Path, version: str) -> None:
+    work = cache_root().parent / "build" / f"coredns-{version}"
+    work.mkdir(parents=True, exist_ok=True)
+    (work / "go.mod").write_text(
+        f"module modelpack.dev/build/coredns\n\ngo 1.25.0\n\nrequire github.com/coredns/coredns {version}\n"
+    )
+    (work / "main.go").write_text(coredns_main(COREDNS_PLUGINS))
+    _go(["mod", "tidy"], cwd=work)
+    _log(f"go build coredns ({', '.join(COREDNS_PLUGINS)})")
+    _go(["build", "-trimpath", "-ldflags", "-s -w", "-o", str(dest / "coredns"), "."], cwd=work)
+
+
+def _build_pause(dest: Path, version: str) -> None:
+    """The pod sandbox's pause process, from this repository's own source (no registry to pull one from)."""
+    _go(["build", "-trimpath", "-ldflags", "-s -w", "-o", str(dest / "pause"), str(PAUSE_SOURCE)], cwd=dest)
+
+
+def source_version(path: Path) -> str:
+    """A cache version for a binary built from a file here: a change to the source is a new entry."""
+    return "src-" + hashlib.sha256(path.read_bytes()).hexdigest()[:12]
 
 
 def _build_etcd(dest: Path, version: str) -> None:
@@ -152,20 +218,26 @@ def _ensure(name: str, version: str, files: tuple[str, ...], build) -> Path:  # 
     if shutil.which("go") is None:
         # Only a build needs Go: a machine with a warm cache runs the harness without it.
         raise RuntimeError(f"Go >= 1.24 is required to build {name} {version} for the test control plane (not cached)")
-    tmp = dest.with_name(dest.name + ".partial")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    started = time.monotonic()
-    build(tmp, version)
-    shutil.rmtree(dest, ignore_errors=True)
-    tmp.rename(dest)
+    cache_root().mkdir(parents=True, exist_ok=True)
+    # Two runs (two worktrees' test sessions) building the same entry would delete each other's partial dir.
+    with (cache_root() / f".{name}-{version}.lock").open("ab") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if all((dest / f).exists() for f in files):
+            return dest  # built by the run we waited for
+        tmp = dest.with_name(dest.name + ".partial")
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        started = time.monotonic()
+        build(tmp, version)
+        shutil.rmtree(dest, ignore_errors=True)
+        tmp.rename(dest)
     _log(f"{name} {version} ready in {time.monotonic() - started:.0f}s at {dest}")
     return dest
 
 
 def ensure_binaries() -> Binaries:
     """Return every harness binary, building what the cache lacks."""
-    kube = _ensure("kubernetes", KUBERNETES_VERSION, KUBE_COMMANDS, _build_kubernetes)
+    kube = _ensure("kubernetes", KUBERNETES_VERSION, KUBE_COMMANDS, _kubernetes_builder(KUBE_COMMANDS))
     etcd = _ensure("etcd", ETCD_VERSION, ("etcd",), _build_etcd)
     kwok = _ensure("kwok", KWOK_VERSION, ("kwok",), lambda d, v: _go_install(d, f"sigs.k8s.io/kwok/cmd/kwok@{v}"))
     helm = _ensure("helm", HELM_VERSION, ("helm",), lambda d, v: _go_install(d, f"helm.sh/helm/v3/cmd/helm@{v}"))
@@ -180,9 +252,19 @@ def ensure_binaries() -> Binaries:
     )
 
 
+def ensure_node_binaries() -> NodeBinaries:
+    """Return the real node's binaries (kubelet, kube-proxy, CoreDNS, pause), building what the cache lacks."""
+    node = _ensure("kubernetes-node", KUBERNETES_VERSION, NODE_COMMANDS, _kubernetes_builder(NODE_COMMANDS))
+    coredns = _ensure("coredns", COREDNS_VERSION, ("coredns",), _build_coredns)
+    pause = _ensure("pause", source_version(PAUSE_SOURCE), ("pause",), _build_pause)
+    return NodeBinaries(
+        kubelet=node / "kubelet", kube_proxy=node / "kube-proxy", coredns=coredns / "coredns", pause=pause / "pause"
+    )
+
+
 if __name__ == "__main__":
     started = time.monotonic()
-    bins = ensure_binaries()
-    for field, path in vars(bins).items():
-        print(f"{field}: {path}")
+    for bins in (ensure_binaries(), ensure_node_binaries()):
+        for field, path in vars(bins).items():
+            print(f"{field}: {path}")
     print(f"total: {time.monotonic() - started:.1f}s")

@@ -73,8 +73,14 @@ class ControlPlane:
         keep_logs: bool = False,
         workdir: Path | None = None,
         start_timeout: float = 90.0,
+        bind_address: str = "127.0.0.1",
     ) -> None:
+        """``bind_address``: where the apiserver listens and what it advertises (the ``kubernetes`` Service's
+        endpoint). Loopback unless a real node needs it: then the host end of the node's veth pair, which
+        the node's network namespace reaches (see ``tests/cluster/realnode.py``).
+        """
         self._binaries = binaries
+        self.bind_address = bind_address
         self.keep_logs = keep_logs
         self._given_workdir = workdir
         self.start_timeout = start_timeout
@@ -147,7 +153,7 @@ class ControlPlane:
 
     def _start_all(self, bins: Binaries) -> None:
         ports = {name: free_port() for name in ("etcd", "etcd-peer", "apiserver", "kcm", "scheduler", "kwok")}
-        self.server = f"https://127.0.0.1:{ports['apiserver']}"
+        self.server = f"https://{self.bind_address}:{ports['apiserver']}"
         etcd_url = f"http://127.0.0.1:{ports['etcd']}"
         peer_url = f"http://127.0.0.1:{ports['etcd-peer']}"
         etcd = self._spawn(
@@ -175,8 +181,13 @@ class ControlPlane:
             [
                 str(bins.kube_apiserver),
                 f"--etcd-servers={etcd_url}",
-                "--bind-address=127.0.0.1",
+                f"--bind-address={self.bind_address}",
                 f"--secure-port={ports['apiserver']}",
+                f"--kubelet-client-certificate={p / 'kubelet-client.crt'}",
+                f"--kubelet-client-key={p / 'kubelet-client.key'}",
+                # A real kubelet by its InternalIP (inside the node's netns), never by a hostname, which would be
+                # looked up with the host's resolvers.
+                "--kubelet-preferred-address-types=InternalIP",
                 f"--tls-cert-file={p / 'apiserver.crt'}",
                 f"--tls-private-key-file={p / 'apiserver.key'}",
                 f"--client-ca-file={p / 'ca.crt'}",
@@ -258,14 +269,20 @@ class ControlPlane:
         ca = self._ca = pki.make_ca(p)
         sans = ("IP:127.0.0.1", "DNS:localhost", "DNS:kubernetes", "DNS:kubernetes.default",
                 "DNS:kubernetes.default.svc", "DNS:kubernetes.default.svc.cluster.local", "IP:10.96.0.1")  # fmt: skip
+        if self.bind_address != "127.0.0.1":
+            sans += (f"IP:{self.bind_address}",)
         with ThreadPoolExecutor(max_workers=4) as pool:
             serving = pool.submit(pki.issue, ca, p, "apiserver", "kube-apiserver", (), sans)
             sa_key = pool.submit(pki.make_rsa_key, p, "sa")
+            # What the apiserver shows a real kubelet (logs, exec); kwok's fake kubelets ignore it.
+            kubelet_client = pool.submit(pki.issue, ca, p, "kubelet-client", "kube-apiserver-kubelet-client",
+                                         ("system:masters",))  # fmt: skip
             admin = pool.submit(self._cert_kubeconfig, "admin", "kubernetes-admin", ("system:masters",))
             kcm = pool.submit(self._cert_kubeconfig, "kcm", "system:kube-controller-manager")
             scheduler = pool.submit(self._cert_kubeconfig, "scheduler", "system:kube-scheduler")
             serving.result()
             sa_key.result()
+            kubelet_client.result()
             self.kubeconfig = admin.result()
             return kcm.result(), scheduler.result()
 
@@ -360,6 +377,16 @@ class ControlPlane:
             self.server, self._ca.cert, user, client_cert=pair.cert, client_key=pair.key, namespace=namespace
         )
         return kc.write(self.workdir / f"user-{safe}-{time.monotonic_ns()}.kubeconfig", doc)
+
+    def serving_cert(self, name: str, common_name: str, sans: Sequence[str]) -> pki.KeyPair:
+        """A serving certificate signed by the plane's CA (a real kubelet's, CoreDNS' ...)."""
+        if self._ca is None:
+            raise ControlPlaneError("control plane not started")
+        return pki.issue(self._ca, self.pki_dir, name, common_name, (), tuple(sans))
+
+    @property
+    def ca_cert(self) -> Path:
+        return self.pki_dir / "ca.crt"
 
     def service_account_kubeconfig(self, namespace: str, name: str, duration: str = "1h") -> Path:
         """A bearer-token kubeconfig for a ServiceAccount, token minted by ``kubectl create token``."""

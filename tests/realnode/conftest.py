@@ -1,0 +1,49 @@
+"""Fixtures for tests on the real node: one control plane + real node + CoreDNS for the whole session.
+
+Starting a node costs seconds and its images minutes (once), so every real-node test shares it; each test gets a
+fresh namespace. The session's teardown raises if the node's slot left anything on the host (processes, cgroups,
+mounts, the veth), so every run that uses the node also checks its cleanup.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+
+import pytest
+
+from tests.cluster.fixtures import _namespace_name
+from tests.cluster.realcluster import RealCluster
+from tests.cluster.wait import wait_for
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if "real_cluster" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.cluster)
+            item.add_marker(pytest.mark.realnode)
+
+
+@pytest.fixture(scope="session")
+def real_cluster() -> Iterator[RealCluster]:
+    keep = os.environ.get("MODELPACK_KEEP_CLUSTER_LOGS", "") not in ("", "0")
+    rc = RealCluster(keep_logs=keep).start()
+    try:
+        yield rc
+    finally:
+        rc.stop()
+
+
+@pytest.fixture
+def real_namespace(real_cluster: RealCluster, request: pytest.FixtureRequest) -> Iterator[str]:
+    """A fresh namespace on the real cluster whose default ServiceAccount exists."""
+    cp = real_cluster.cp
+    assert cp is not None
+    name = _namespace_name(request.node.name)
+    cp.kubectl("create", "namespace", name)
+    wait_for(lambda: cp.kubectl("get", "sa", "default", "-n", name, check=False).returncode == 0,
+             f"namespace {name}: default ServiceAccount", 30, 0.1)  # fmt: skip
+    yield name
+    with contextlib.suppress(Exception):
+        cp.kubectl("delete", "namespace", name, "--wait=false")
