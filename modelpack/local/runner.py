@@ -196,6 +196,7 @@ def run_local(opts: RunOptions, console: Console) -> RunReport:
         sweep=load.sweep,
         cost=_cost(opts, load.results),
         interrupted=load.interrupted,
+        workers=loadtest.spec.workers,
     )
     if servers:
         infos = _server_infos(servers, metrics_start, metrics_end)

@@ -31,6 +31,7 @@ def build_status(
     cost: Cost | None = None,
     interrupted: bool = False,
     failure: str | None = None,
+    workers: int = 1,
 ) -> LoadTestStatus:
     """Phase, results, verdict and the Complete/SLOMet conditions, as `kubectl get loadtest -o yaml` shows them:
     judged by the same :func:`judge` as the operator's."""
@@ -52,8 +53,9 @@ def build_status(
         phase=phase,
         start_time=rfc3339(started),
         completion_time=now,
-        workers_succeeded=0 if phase == "Failed" else 1,
-        workers_failed=1 if phase == "Failed" else 0,
+        # As on a cluster: a worker that returned results succeeded, whatever the results say.
+        workers_succeeded=0 if judgement is None or interrupted or failure else workers,
+        workers_failed=workers if judgement is None or interrupted or failure else 0,
         results=results,
         sweep=sweep,
         slo=judgement.slo if judgement else None,

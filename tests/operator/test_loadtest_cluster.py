@@ -8,6 +8,8 @@ worker exactly as its pod template says (see ``local_pods``), authenticated as t
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -308,3 +310,59 @@ def test_worker_pod_exiting_1_fails_the_job_by_policy_and_the_loadtest_with_the_
     complete = condition(lt, "Complete")
     assert lt["phase"] == "Failed" and complete["reason"] == "WorkerFailed"
     assert "PodFailurePolicy" in complete["message"] and "lt-result-0" in complete["message"]
+
+
+def _shape(value: Any) -> Any:
+    """What a status looks like without its measured values: keys, types, and the first element of lists."""
+    if isinstance(value, dict):
+        return {k: _shape(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_shape(value[0])] if value else []
+    return "number" if isinstance(value, int | float) and not isinstance(value, bool) else type(value).__name__
+
+
+def test_the_operator_and_modelpack_run_write_the_same_status(
+    crds: ControlPlane,
+    kube: Kube,
+    namespace: str,
+    store: Path,
+    tmp_path: Path,
+    processes: list[LocalProcess],
+    start_operator: Callable[..., OperatorProcess],
+) -> None:
+    """Parity by construction: one LoadTest through both adapters, against the same servers, 2 workers each."""
+    op = start_operator(PENDING_WORKERS)
+    _ready_pack(crds, kube, namespace, store, op)
+    service_urls = _local_servers(kube, namespace, tmp_path, processes)
+    load = {"rate": 20, "duration": "2s", "warmup": "500ms"}
+    doc = loadtest_doc(name="parity", namespace=namespace, workers=2, load=load, slo={"p50LatencyMs": 0.001})
+    _apply(crds, namespace, {**doc, "spec": {**doc["spec"], "payload": PAYLOAD}})
+    assert _run_workers(crds, kube, _job(kube, namespace, "parity", op), service_urls, tmp_path, processes) == [0, 0]
+    cluster = wait_until(lambda: _finished(kube, namespace, "parity"), "parity finished", op=op)
+
+    local_doc = {**doc, "metadata": {"name": "parity"}, "spec": {**doc["spec"], "payload": PAYLOAD}}
+    path = tmp_path / "parity.yaml"
+    path.write_text(yaml.safe_dump(local_doc))
+    endpoints = [arg for url in service_urls.values() for arg in ("--endpoint", url)]
+    done = subprocess.run(
+        [sys.executable, "-m", "modelpack.cli.main", "run", "-f", str(path), *endpoints, "--out", str(tmp_path / "o")],
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert done.returncode == 1, done.stdout + done.stderr  # the SLO is missed on both
+    local = json.loads((tmp_path / "o" / "results.json").read_text())
+
+    assert local["phase"] == cluster["phase"] == "Failed"
+    assert local["sloVerdict"] == cluster["sloVerdict"] == "Missed"
+
+    def conditions(status: dict[str, Any]) -> list[tuple[str, str, str]]:
+        return sorted((c["type"], c["status"], c["reason"]) for c in status["conditions"])
+
+    assert conditions(local) == conditions(cluster)
+    assert local["workersSucceeded"] == cluster["workersSucceeded"] == 2
+    assert local["slo"]["violations"][0].split(" ")[:2] == cluster["slo"]["violations"][0].split(" ")[:2]
+    assert _shape(local["results"]) == _shape(cluster["results"])
+    assert local["results"]["requests"] == cluster["results"]["requests"]  # the same plan, both workers
+    cluster_only = {"observedGeneration", "cost"}  # cost: the cluster prices its nodes; `modelpack run` needs a price
+    assert set(local) - cluster_only == set(cluster) - cluster_only
