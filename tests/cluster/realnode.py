@@ -48,7 +48,7 @@ def containerd_root(slot: int) -> Path:
     """containerd's root (content store, snapshots) for one node slot, kept across sessions in the cache.
 
     Importing the server image (gigabytes: PyPI's x86 torch brings CUDA) took 200 s per session; kept, an
-    unchanged image costs nothing and a changed one only its new layers. Only images survive a stop: every
+    unchanged image costs nothing (a changed one is imported whole again). Only images survive a stop: every
     container is removed first, and a root without the clean-stop mark (a crashed run) is deleted on start.
     """
     return images_dir().parent / "node-containerd" / f"slot-{slot}"
