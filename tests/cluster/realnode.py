@@ -58,6 +58,20 @@ class RealNodeError(RuntimeError):
     """A node component failed; the message carries the tail of its log."""
 
 
+def stale_refs(listing: str, name: str, keep: str) -> list[str]:
+    """From ``ctr images ls`` output, the references to delete so only ``keep`` of image ``name`` remains.
+
+    containerd's CRI gives every image a second reference, ``sha256:<image id>``, with the same manifest
+    digest; deleting only the old tag left that one holding the old image's gigabytes. So: the other tags of
+    ``name``, and every ``sha256:`` reference whose manifest no remaining named reference points at.
+    """
+    rows = [line.split() for line in listing.splitlines()[1:] if line.strip()]
+    digest = {row[0]: row[2] for row in rows if len(row) >= 3}
+    tags = [r for r in digest if r.rsplit(":", 1)[0] == name and r != keep]
+    kept = {d for r, d in digest.items() if not r.startswith("sha256:") and r not in tags}
+    return tags + [r for r, d in digest.items() if r.startswith("sha256:") and d not in kept]
+
+
 def pause_image(bins: NodeBinaries) -> ImageSpec:
     return scratch_image(PAUSE_IMAGE, [bins.pause], "pause", user="65535:65535")
 
@@ -258,7 +272,7 @@ class RealNode:
         self.images[ref] = str(archive)
         # Other tags of the same image are older trees' builds: drop them after the import, so the layers they
         # share with the new tag (the server's gigabytes of dependencies) are not imported again.
-        stale = [other for other in present if other.rsplit(":", 1)[0] == spec.name and other != ref]
+        stale = stale_refs(self.ctr("images", "ls").stdout, spec.name, ref)
         if stale:
             self.ctr("images", "rm", "--sync", *stale)
         print(f"[realnode] imported {ref} in {time.monotonic() - started:.1f}s", flush=True)
