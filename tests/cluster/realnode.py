@@ -48,7 +48,7 @@ def containerd_root(slot: int) -> Path:
     """containerd's root (content store, snapshots) for one node slot, kept across sessions in the cache.
 
     Importing the server image (gigabytes: PyPI's x86 torch brings CUDA) took 200 s per session; kept, an
-    unchanged image costs nothing and a changed one only its new layers. Only images survive a stop: every
+    unchanged image costs nothing (a changed one is imported whole again). Only images survive a stop: every
     container is removed first, and a root without the clean-stop mark (a crashed run) is deleted on start.
     """
     return images_dir().parent / "node-containerd" / f"slot-{slot}"
@@ -56,6 +56,20 @@ def containerd_root(slot: int) -> Path:
 
 class RealNodeError(RuntimeError):
     """A node component failed; the message carries the tail of its log."""
+
+
+def stale_refs(listing: str, name: str, keep: str) -> list[str]:
+    """From ``ctr images ls`` output, the references to delete so only ``keep`` of image ``name`` remains.
+
+    containerd's CRI gives every image a second reference, ``sha256:<image id>``, with the same manifest
+    digest; deleting only the old tag left that one holding the old image's gigabytes. So: the other tags of
+    ``name``, and every ``sha256:`` reference whose manifest no remaining named reference points at.
+    """
+    rows = [line.split() for line in listing.splitlines()[1:] if line.strip()]
+    digest = {row[0]: row[2] for row in rows if len(row) >= 3}
+    tags = [r for r in digest if r.rsplit(":", 1)[0] == name and r != keep]
+    kept = {d for r, d in digest.items() if not r.startswith("sha256:") and r not in tags}
+    return tags + [r for r, d in digest.items() if r.startswith("sha256:") and d not in kept]
 
 
 def pause_image(bins: NodeBinaries) -> ImageSpec:
@@ -258,7 +272,7 @@ class RealNode:
         self.images[ref] = str(archive)
         # Other tags of the same image are older trees' builds: drop them after the import, so the layers they
         # share with the new tag (the server's gigabytes of dependencies) are not imported again.
-        stale = [other for other in present if other.rsplit(":", 1)[0] == spec.name and other != ref]
+        stale = stale_refs(self.ctr("images", "ls").stdout, spec.name, ref)
         if stale:
             self.ctr("images", "rm", "--sync", *stale)
         print(f"[realnode] imported {ref} in {time.monotonic() - started:.1f}s", flush=True)

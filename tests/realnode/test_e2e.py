@@ -261,8 +261,10 @@ def test_a_server_container_killed_mid_load_is_restarted_and_the_loadtest_counts
 
     wait_for(restarted, f"{victim} restarted by the kubelet and Ready again", 180, 1)
     final = _finished_loadtest(cp, ns, operator, 240)
-    assert final["phase"] == "Succeeded" and final["workersSucceeded"] == 2, (final, _diagnose(cp, ns, operator))
-    results = final["results"]
+    results = final.get("results") or {}
+    summary = {k: final.get(k) for k in ("phase", "workersSucceeded", "workersFailed", "conditions")}
+    summary["results"] = {k: v for k, v in results.items() if not k.endswith("istogram") and k != "perModel"}
+    assert final["phase"] == "Succeeded" and final["workersSucceeded"] == 2, f"{summary}\n{_diagnose(cp, ns, operator)}"
     # Open loop: every scheduled request is in the results, answered or failed; the crash's share failed.
     assert results["requests"] >= 20 * 30 * 0.8, results
     assert 0 < results["errors"] < results["requests"], results
