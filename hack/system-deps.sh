@@ -4,7 +4,8 @@
 # - headless Chromium renders the HTML report in a test; openssl issues the test control plane's certificates;
 # - the real node (tests/cluster/realnode.py): containerd + runc run the pods, the CNI plugins wire them into a
 #   bridge, iptables + conntrack are kube-proxy's data path, buildah builds the images from the Dockerfiles,
-#   debootstrap makes their Debian base, qemu-user-static runs the arm64 build of the server image.
+#   debootstrap makes their Debian base, qemu-user-static runs the arm64 build of the server image, busybox-static
+#   is the probe pods' image.
 set -euo pipefail
 missing=()
 need() {  # need COMMAND-OR-PATH PACKAGE
@@ -23,6 +24,7 @@ need conntrack conntrack
 need buildah buildah
 need debootstrap debootstrap
 need qemu-aarch64-static qemu-user-static
+need /bin/busybox busybox-static  # the real-node probe pods' image
 if [ ${#missing[@]} -gt 0 ]; then
   echo "[system-deps] installing: ${missing[*]}" >&2
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
