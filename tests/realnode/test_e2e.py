@@ -176,7 +176,9 @@ def _ready_pack(cp: ControlPlane, ns: str, operator: str, store: Path, models: l
     except TimeoutError as err:
         raise AssertionError(f"{err}\n{_diagnose(cp, ns, operator)}") from err
     print(f"[e2e] pack of {len(models)} Ready in {time.monotonic() - started:.0f}s")
-    pods = cp.kubectl_json("get", "pods", "-n", ns, "-l", "app.kubernetes.io/instance=bert")["items"]
+    pods = cp.kubectl_json(
+        "get", "pods", "-n", ns, "-l", "modelpack.dev/pack=bert,app.kubernetes.io/component=model-server"
+    )["items"]
     assert len(pods) == len(models) // PER_SERVER
     return list(pods)
 
@@ -223,7 +225,7 @@ def test_chart_operator_serves_24_models_on_real_pods_and_a_loadtest_measures_th
     table = cp.kubectl("get", "loadtest", "lt", "-n", ns).stdout
     print(table)
     header, row = table.splitlines()
-    assert header.split()[:7] == ["NAME", "PHASE", "RPS", "P50", "P99", "ERRORS", "SLO"]
+    assert header.split()[:7] == ["NAME", "PHASE", "RPS", "P50(MS)", "P99(MS)", "ERRORS", "SLO"]
     cells = row.split()
     assert cells[1] == "Succeeded" and float(cells[2]) > 0 and float(cells[3]) > 0 and cells[5] == "0"
     assert cells[6] == "Met"
