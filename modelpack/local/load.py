@@ -72,4 +72,3 @@ def _run_workers(loadtest: LoadTest, endpoints: Sequence[Endpoint], console: Con
     console.print(f"{loadtest.spec.workers} load-generating worker processes share the rate")
     with LiveProgress(console) as live:
         return run_load_processes(loadtest.spec, endpoints, loadtest.spec.workers, on_progress=live.update)
-
