@@ -110,6 +110,7 @@ def create_app(settings: Settings) -> FastAPI:
             jit_optimize=settings.jit_optimize,
             retry_base_s=settings.load_retry_base_s,
             retry_max_s=settings.load_retry_max_s,
+            precision=settings.precision,
         )
         registry.register(names)
         app.state.registry = registry

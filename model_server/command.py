@@ -10,11 +10,14 @@ import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, get_args
 
 from model_server.settings import Settings
 from modelpack.api.base import parse_quantity
+from modelpack.api.modelpack import Precision
 from modelpack.serving import STORE_UNAVAILABLE_EXIT
+
+PRECISIONS: tuple[str, ...] = get_args(Precision)
 
 
 class SettingsError(Exception):
@@ -46,6 +49,7 @@ ENV_VARS: dict[str, str] = {
     "max_queue_delay_ms": "MODELPACK_MAX_QUEUE_DELAY_MS",
     "max_queue_size": "MODELPACK_MAX_QUEUE_SIZE",
     "preload": "MODELPACK_PRELOAD",
+    "precision": "MODELPACK_PRECISION",
     "jit_optimize": "MODELPACK_JIT_OPTIMIZE",
     "max_body_bytes": "MODELPACK_MAX_BODY_BYTES",
     "cache_dir": "MODELPACK_CACHE_DIR",
@@ -83,6 +87,7 @@ def register(parser: argparse.ArgumentParser) -> None:
     add("--max-queue-delay-ms", help="busy model's longest batch hold, ms (default 0)" + env("max_queue_delay_ms"))
     add("--max-queue-size", help="queued requests per model before 503 (default 256)" + env("max_queue_size"))
     add("--preload", action="store_true", default=None, help="load models at start" + env("preload"))
+    add("--precision", help=f"serve only models built as this ({', '.join(PRECISIONS)})" + env("precision"))
     add(
         "--jit-optimize",
         action="store_true",
@@ -225,6 +230,7 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         max_queue_delay_ms=_typed(args, "max_queue_delay_ms", _float, defaults.max_queue_delay_ms, "ms >= 0"),
         max_queue_size=_typed(args, "max_queue_size", _int(1), defaults.max_queue_size, "an integer >= 1"),
         preload=_typed(args, "preload", _bool, defaults.preload, "true or false"),
+        precision=_typed(args, "precision", _precision, None, " or ".join(PRECISIONS)),
         jit_optimize=_typed(args, "jit_optimize", _bool, defaults.jit_optimize, "true or false"),
         max_body_bytes=_typed(args, "max_body_bytes", _quantity, defaults.max_body_bytes, "a quantity like 16Mi"),
         cache_dir=_typed(args, "cache_dir", Path, defaults.cache_dir),
@@ -241,6 +247,12 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
     except StoreError as err:
         raise SettingsError(f"--store: {err}") from None
     return settings
+
+
+def _precision(text: str) -> Precision:
+    if text not in PRECISIONS:
+        raise ValueError(text)
+    return text  # type: ignore[return-value]
 
 
 def _log_level(text: str) -> str:

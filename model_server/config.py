@@ -111,3 +111,15 @@ def load_config(model_dir: Path) -> ModelConfig:
 
 def write_config(model_dir: Path, config: ModelConfig) -> None:
     (model_dir / CONFIG_FILE).write_text(config.model_dump_json(indent=2, exclude_none=True) + "\n")
+
+
+def check_precision(config: ModelConfig, expected: Precision | None, where: str) -> None:
+    """A server told which artifact its pack asks for (``--precision``) refuses a model built otherwise, saying
+    how to rebuild it, rather than quietly serving a slower or less accurate model than the pack declares."""
+    if expected is None or config.precision == expected:
+        return
+    built = f"a {config.precision} artifact" if config.precision else "a plain trace (no precision)"
+    raise ValueError(
+        f"{where}: {built}, but this server serves {expected} models (server.precision); "
+        f"rebuild the store with `modelpack models build --precision {expected}`"
+    )

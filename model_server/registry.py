@@ -27,11 +27,12 @@ from enum import StrEnum
 from pathlib import Path
 
 from model_server.batcher import Batcher
-from model_server.config import ModelConfig, load_config
+from model_server.config import ModelConfig, check_precision, load_config
 from model_server.loaded import LoadedModel, load_model
 from model_server.memory import Trimmer
 from model_server.metrics import ServerMetrics
 from model_server.store import Store
+from modelpack.api.modelpack import Precision
 
 
 class ModelState(StrEnum):
@@ -102,6 +103,7 @@ class Registry:
         jit_optimize: bool = False,
         retry_base_s: float = 1.0,
         retry_max_s: float = 60.0,
+        precision: Precision | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.store = store
@@ -118,6 +120,7 @@ class Registry:
         self.jit_optimize = jit_optimize
         self.retry_base_s = retry_base_s
         self.retry_max_s = retry_max_s
+        self.precision = precision
         self._clock = clock
         self._trimmer = Trimmer()
         self._pending_loads = 0
@@ -166,7 +169,7 @@ class Registry:
                 raise self._failed(entry)
             try:
                 # Not on the load pool: a metadata or validation read must not queue behind slow model loads.
-                entry.config = await asyncio.to_thread(lambda: load_config(self._model_dir(name)))
+                entry.config = await asyncio.to_thread(lambda: self._checked_config(name))
             except Exception as err:
                 self._fail(entry, str(err))
                 raise self._failed(entry) from None
@@ -249,9 +252,15 @@ class Registry:
     def _load_blocking(self, name: str, config: ModelConfig | None) -> LoadedModel:
         self._trimmer.maybe_trim()  # evicted models' pages go back to the OS before new ones are allocated
         model = self._loader(name, self._model_dir(name), config)
+        check_precision(model.config, self.precision, f"model {name!r}")
         model.jit_optimize = self.jit_optimize
         model.warm_up()
         return model
+
+    def _checked_config(self, name: str) -> ModelConfig:
+        config = load_config(self._model_dir(name))
+        check_precision(config, self.precision, f"model {name!r}")
+        return config
 
     def _model_dir(self, name: str) -> Path:
         """Blocking. Repeats registration's check, so a retry names the same problem while it lasts."""

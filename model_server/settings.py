@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from model_server.cpus import available_cpus
+from modelpack.api.modelpack import Precision
 
 
 def _default_threads() -> int:
@@ -65,6 +66,10 @@ class Settings:
 
     preload: bool = False
     """Load every registered model at start (in LRU order, within the memory budget)."""
+
+    precision: Precision | None = None
+    """The artifact every model must be built as (the pack's ``server.precision``); a model built otherwise
+    fails to load, naming the command that rebuilds it. None: serve whatever each model's config records."""
 
     max_body_bytes: int = 16 * 1024**2
     """Largest request body; bigger ones get 413 before being read."""

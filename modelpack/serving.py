@@ -103,7 +103,7 @@ def server_resources(spec: ModelPackSpec, memory_overhead: str = DEFAULT_MEMORY_
 
 
 def tuning_flags(spec: ServerSpec) -> list[str]:
-    """Memory budget, dynamic batching and preloading, as `modelpack serve` flags."""
+    """Memory budget, dynamic batching, preloading and the precision asked for, as `modelpack serve` flags."""
     flags = [
         "--memory-budget",
         spec.memory_budget,
@@ -116,4 +116,6 @@ def tuning_flags(spec: ServerSpec) -> list[str]:
     ]
     if spec.preload:
         flags.append("--preload")
+    if spec.precision is not None:  # set in the pack: the server refuses models built otherwise
+        flags += ["--precision", spec.precision]
     return flags

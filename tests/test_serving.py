@@ -20,6 +20,8 @@ def test_flags_follow_the_spec() -> None:
     assert flags[flags.index("--max-queue-delay-ms") + 1] == "2.5"
     assert "--preload" in flags
     assert "--preload" not in tuning_flags(ServerSpec())
+    assert tuning_flags(ServerSpec(precision="int8-dynamic"))[-2:] == ["--precision", "int8-dynamic"]
+    assert "--precision" not in tuning_flags(ServerSpec())  # unset: the compute default is a build choice only
 
 
 def test_server_cli_accepts_the_flags() -> None:
@@ -29,8 +31,8 @@ def test_server_cli_accepts_the_flags() -> None:
 
     parser = argparse.ArgumentParser()
     serve.register(parser)
-    args = parser.parse_args(["--store", "/tmp/store", *tuning_flags(ServerSpec(preload=True))])
-    assert args.preload is True
+    args = parser.parse_args(["--store", "/tmp/store", *tuning_flags(ServerSpec(preload=True, precision="fp32"))])
+    assert args.preload is True and args.precision == "fp32"
 
 
 def _spec(compute: dict[str, Any], server: dict[str, Any] | None = None) -> ModelPackSpec:

@@ -255,7 +255,8 @@ class ServerSpec(ApiModel):
         "Graviton3). Unset: `int8-dynamic` on x86 and graviton, `fp32` on inferentia and gpu. Chosen when the "
         "store is built (`modelpack run` builds the models a file:// store lacks at this precision; "
         "`modelpack models build --precision` for other stores), after a gate against fp32; each model's "
-        "config.json records it with the measured accuracy, and the server serves and shows what it records.",
+        "config.json records it with the measured accuracy, and the server shows what it records. Set here, "
+        "servers refuse a model built otherwise, naming the command that rebuilds it.",
     )
 
     def resolved_precision(self, compute: ComputeType) -> Precision:

@@ -31,6 +31,10 @@ def _no_modelpack_env(monkeypatch: pytest.MonkeyPatch) -> None:
         (["--store", "pvc://claim/x"], "unsupported scheme 'pvc'"),
         (["--store", "s3://"], "has no bucket"),
         (["--store", "{fleet}", "--port", "99999"], "--port: '99999' is not a valid value"),
+        (
+            ["--store", "{fleet}", "--precision", "fp16"],
+            "--precision: 'fp16' is not a valid value (fp32 or int8-dynamic",
+        ),
         (["--store", "{fleet}", "--threads", "0"], "--threads: '0'"),
         (["--store", "{fleet}", "--max-pending-loads", "0"], "--max-pending-loads: '0'"),
         (["--store", "{fleet}", "--memory-budget", "lots"], "--memory-budget: 'lots' is not a valid value (a quantity"),

@@ -24,6 +24,7 @@ from model_server.registry import (
     UnknownModelError,
 )
 from model_server.store import LocalStore, Store
+from modelpack.api.modelpack import Precision
 
 
 class CountingLoader:
@@ -87,6 +88,7 @@ async def make_registry(fleet: Path) -> AsyncIterator:  # type: ignore[type-arg]
         store: Store | None = None,
         clock: FakeClock | None = None,
         retry_max_s: float = 60.0,
+        precision: Precision | None = None,
     ) -> Registry:
         registry = Registry(
             store or LocalStore(fleet),
@@ -99,6 +101,7 @@ async def make_registry(fleet: Path) -> AsyncIterator:  # type: ignore[type-arg]
             max_pending_loads=max_pending_loads,
             retry_base_s=1.0,
             retry_max_s=retry_max_s,
+            precision=precision,
             clock=clock or FakeClock(),
         )
         registry.register(["m-a", "m-b", "m-c", "corrupt", "no-weights"])
@@ -161,6 +164,21 @@ async def test_model_larger_than_budget_fails_with_reason(make_registry) -> None
     with pytest.raises(ModelFailedError, match="memory budget"):
         await registry.ensure_loaded("m-a")
     assert registry.entry("m-a").state is ModelState.FAILED
+
+
+async def test_a_model_not_built_at_the_servers_precision_is_refused_saying_how_to_rebuild(make_registry) -> None:  # type: ignore[no-untyped-def]
+    registry = make_registry(precision="int8-dynamic")  # the fleet is plain traces
+    rebuild = r"model 'm-a': a plain trace \(no precision\), but this server serves int8-dynamic models .*"
+    rebuild += r"`modelpack models build --precision int8-dynamic`"
+    with pytest.raises(ModelFailedError, match=rebuild):
+        await registry.config("m-a")  # a metadata read says so too, without loading weights
+    registry = make_registry(precision="int8-dynamic")
+    with pytest.raises(ModelFailedError, match=rebuild):
+        await registry.ensure_loaded("m-a")
+    assert registry.entry("m-a").state is ModelState.FAILED and registry.memory_used == 0
+    anything = make_registry()  # no precision asked: served as built
+    await anything.ensure_loaded("m-a")
+    assert anything.entry("m-a").state is ModelState.READY
 
 
 async def test_failed_load_keeps_reason_and_is_not_retried_during_back_off(make_registry) -> None:  # type: ignore[no-untyped-def]
