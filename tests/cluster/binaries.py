@@ -289,4 +289,5 @@ if __name__ == "__main__":
     for bins in (ensure_binaries(), ensure_node_binaries()):
         for field, path in vars(bins).items():
             print(f"{field}: {path}")
+    print(f"argocd_lua: {ensure_argocd_lua()}")
     print(f"total: {time.monotonic() - started:.1f}s")
