@@ -302,3 +302,14 @@ def test_an_invalid_edit_stops_the_run_and_a_fixed_one_runs() -> None:
     status = _reconcile(kube)
     assert status["phase"] == "Running" and kube.get("batch/v1", "Job", "ns", "lt-load-g3") is not None
     assert [h["generation"] for h in status["history"]] == [2, 1]
+
+
+def test_a_history_mangled_by_hand_is_dropped_not_fatal() -> None:
+    kube = _started()
+    lt = kube.get(API_VERSION, "LoadTest", "ns", "lt")
+    assert lt is not None
+    lt["status"]["history"] = [{"generation": "first", "phase": "Maybe"}]
+    kube.put(lt)
+    _report(kube, 0, outcome=_outcome(10))
+    status = _reconcile(kube)
+    assert status["phase"] == "Succeeded" and [h["generation"] for h in status["history"]] == [1]

@@ -110,7 +110,7 @@ def _replace_run(kube: Kube, step: _Step) -> None:
     the LoadTest's, and Argo CD waits on the object's health, which only the new spec's run can give."""
     meta = step.body["metadata"]
     ran = int(step.previous["observedGeneration"])
-    previous = LoadTestStatus.model_validate(step.previous)
+    previous = _typed(step.previous)
     history = list(previous.history or [])
     phase = previous.phase
     running = phase not in TERMINAL_PHASES and previous.start_time is not None
@@ -123,9 +123,21 @@ def _replace_run(kube: Kube, step: _Step) -> None:
     if running:
         jobs = ", ".join(stopped) or job_name(meta["name"], ran)
         message = f"spec changed to generation {step.generation} while generation {ran} ran: stopped it (Job {jobs})"
-    else:
+    elif phase in TERMINAL_PHASES:
         message = f"spec changed to generation {step.generation}: running again (generation {ran} was {phase})"
+    else:
+        message = f"spec changed to generation {step.generation} before generation {ran} started"
     step.events.append(("Normal", "SpecChanged", message))
+
+
+def _typed(status: dict[str, Any]) -> LoadTestStatus:
+    """The status as its type; a history edited by hand into something else is dropped rather than stop the
+    LoadTest (the rest is what the operator wrote)."""
+    try:
+        return LoadTestStatus.model_validate(status)
+    except ValidationError as err:
+        log.warning("status.history is not a list of runs, dropped: %s", format_validation_error(err))
+        return LoadTestStatus.model_validate({k: v for k, v in status.items() if k != "history"})
 
 
 def _dicts(history: list[RunRecord]) -> list[dict[str, Any]]:
@@ -318,7 +330,7 @@ def _write(kube: Kube, step: _Step) -> dict[str, Any]:
     status["conditions"] = merge_conditions(step.previous.get("conditions"), step.conditions, step.generation)
     status = {k: v for k, v in status.items() if v is not None}
     if phase in TERMINAL_PHASES:
-        ended = LoadTestStatus.model_validate(status)
+        ended = _typed(status)
         status["history"] = _dicts(with_run(ended.history or [], run_record(ended, step.generation)))
     if status != step.previous:
         write_status(kube, "LoadTest", meta, status)
