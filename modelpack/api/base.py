@@ -136,8 +136,6 @@ class ApiModel(BaseModel):
     )
 
     rules: ClassVar[tuple[Rule, ...]] = ()
-    immutable_message: ClassVar[str | None] = None
-    """When set, the API server refuses any change to this object once created (a CEL transition rule)."""
 
     @model_validator(mode="after")
     def _check_rules(self) -> ApiModel:

@@ -42,13 +42,10 @@ def _all_models(root: type[BaseModel]) -> dict[str, type[ApiModel]]:
 
 def _validations(model: type[ApiModel]) -> list[dict[str, str]]:
     """A model's rules as CEL ``x-kubernetes-validations`` (with the field they are about, when one is named)."""
-    checks = [
+    return [
         {"rule": r.cel, "message": r.message, **({"fieldPath": r.field_path} if r.field_path else {})}
         for r in model.rules
     ]
-    if model.immutable_message:
-        checks.append({"rule": "self == oldSelf", "message": model.immutable_message})
-    return checks
 
 
 def _convert(node: Any, defs: dict[str, Any], models: dict[str, type[ApiModel]]) -> Any:
@@ -64,7 +61,7 @@ def _convert(node: Any, defs: dict[str, Any], models: dict[str, type[ApiModel]])
         if model is not None and target.get("default") == {}:
             # The API server checks a default against the rules without applying nested defaults: spell it out.
             target["default"] = model().to_dict()
-        if model is not None and (model.rules or model.immutable_message):
+        if model is not None and model.rules:
             target["x-kubernetes-validations"] = [*target.get("x-kubernetes-validations", []), *_validations(model)]
         return _convert(target, defs, models)
     if "anyOf" in node:

@@ -236,9 +236,9 @@ class Slo(ApiModel):
 
 
 class LoadTestSpec(ApiModel):
-    """What a user runs. Immutable: a run's results must describe the spec it ran, so change means a new LoadTest."""
-
-    immutable_message = "spec is immutable once created: delete the LoadTest and create a new one to run again"
+    """What a user runs. A change (a new ``metadata.generation``, e.g. an Argo CD sync of an edit in Git) starts a
+    new run: a run still going is stopped, and ``status.history`` keeps the last runs' results, each with the
+    generation it ran."""
 
     target: Target = Field(description="The ModelPack under test.")
     load: Load = Field(description="Load pattern.")
@@ -352,6 +352,25 @@ class Cost(StatusModel):
 
 
 LoadTestPhase = Literal["Pending", "Running", "Succeeded", "Failed"]
+RunPhase = Literal["Succeeded", "Failed", "Superseded"]
+HISTORY_MAX = 5
+"""Runs kept in ``status.history``: enough to compare an edit with the last few, small enough for any status."""
+
+
+class RunRecord(StatusModel):
+    """One run of a LoadTest (one ``metadata.generation``) in a line: what ``kubectl get`` showed when it ended."""
+
+    generation: int | None = Field(default=None, description="The metadata.generation (spec) the run ran.")
+    phase: RunPhase = Field(description="Succeeded, Failed, or Superseded (the spec changed while it ran).")
+    reason: str = Field(default="", description="Reason of its Complete condition, e.g. SLOMissed.")
+    start_time: str | None = Field(default=None, description="When its workers started sending (RFC 3339).")
+    completion_time: str | None = Field(default=None, description="When it was judged or stopped (RFC 3339).")
+    requests: int | None = Field(default=None, description="Requests sent in the measured window.")
+    throughput: float | None = Field(default=None, description="Successful requests per second.")
+    p50_ms: float | None = Field(default=None, description="Median latency, ms.")
+    p99_ms: float | None = Field(default=None, description="p99 latency, ms.")
+    errors: int | None = Field(default=None, description="Requests that failed.")
+    slo_verdict: Literal["Met", "Missed", "None"] | None = Field(default=None, description="Met, Missed or None.")
 
 
 class LoadTestStatus(StatusModel):
@@ -371,6 +390,12 @@ class LoadTestStatus(StatusModel):
     )
     cost: Cost | None = None
     conditions: list[Condition] | None = Field(default=None, description="Complete, SLOMet.")
+    history: list[RunRecord] | None = Field(
+        default=None,
+        max_length=HISTORY_MAX,
+        description=f"The last {HISTORY_MAX} runs that ended (one per spec generation), newest first; the fields "
+        "above are the newest run's.",
+    )
 
 
 class LoadTest(ApiModel):

@@ -7,6 +7,7 @@ from typing import Literal
 
 from modelpack.api.common import Condition
 from modelpack.api.loadtest import Cost, LoadTestPhase, LoadTestStatus, Results, Slo, SweepResult
+from modelpack.loadgen.history import run_record
 from modelpack.loadgen.judgement import ConditionView, judge
 
 
@@ -34,7 +35,8 @@ def build_status(
     workers: int = 1,
 ) -> LoadTestStatus:
     """Phase, results, verdict and the Complete/SLOMet conditions, as `kubectl get loadtest -o yaml` shows them:
-    judged by the same :func:`judge` as the operator's."""
+    judged by the same :func:`judge` as the operator's, with the run's line in ``history`` as the operator keeps it
+    (a local run has no generation: it is one run of the YAML as given)."""
     now = rfc3339(finished)
     judgement = judge(results, slo) if results is not None else None
     if interrupted or failure or judgement is None:
@@ -49,7 +51,7 @@ def build_status(
     conditions = [complete]
     if judgement is not None:
         conditions.append(_condition(judgement.slo_condition, now))
-    return LoadTestStatus(
+    status = LoadTestStatus(
         phase=phase,
         start_time=rfc3339(started),
         completion_time=now,
@@ -63,3 +65,5 @@ def build_status(
         cost=cost,
         conditions=conditions,
     )
+    status.history = [run_record(status, None)]
+    return status

@@ -13,6 +13,9 @@ PACK = "modelpack.dev/pack"
 SERVER = "modelpack.dev/server"
 LOADTEST = "modelpack.dev/loadtest"
 WORKER_INDEX = "modelpack.dev/worker-index"
+GENERATION = "modelpack.dev/generation"
+"""The LoadTest ``metadata.generation`` a Job and its result ConfigMaps belong to (absent: made before reruns
+existed, so generation 1)."""
 ROLE = "modelpack.dev/role"
 
 DESIRED_HASH = "modelpack.dev/desired-hash"

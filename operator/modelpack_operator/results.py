@@ -31,8 +31,9 @@ def result_configmap(
     *,
     outcome: dict[str, Any] | None = None,
     error: str | None = None,
+    generation: int = 1,
 ) -> dict[str, Any]:
-    """The ConfigMap worker ``index`` writes: its outcome, or the error that stopped it."""
+    """The ConfigMap worker ``index`` of run ``generation`` writes: its outcome, or the error that stopped it."""
     data: dict[str, str] = {"index": str(index), "status": "failed" if error else "succeeded"}
     binary: dict[str, str] = {}
     if error:
@@ -47,9 +48,14 @@ def result_configmap(
         "apiVersion": "v1",
         "kind": "ConfigMap",
         "metadata": {
-            "name": result_name(loadtest, index),
+            "name": result_name(loadtest, index, generation),
             "namespace": namespace,
-            "labels": {L.LOADTEST: loadtest, L.COMPONENT: L.RESULT_COMPONENT, L.WORKER_INDEX: str(index)},
+            "labels": {
+                L.LOADTEST: loadtest,
+                L.GENERATION: str(generation),
+                L.COMPONENT: L.RESULT_COMPONENT,
+                L.WORKER_INDEX: str(index),
+            },
             # blockOwnerDeletion needs rights on the LoadTest's finalizers, which workers do not get.
             "ownerReferences": [{"apiVersion": API_VERSION, "kind": "LoadTest", "name": loadtest, "uid": uid}],
         },

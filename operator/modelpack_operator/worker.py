@@ -75,7 +75,9 @@ def run_worker(cfg: WorkerConfig, kube: Kube) -> int:
     except Exception as err:  # report anything, so the LoadTest says what broke instead of "no result"
         log.exception("worker %d failed", cfg.index)
         error = f"{type(err).__name__}: {err}"
-    obj = result_configmap(cfg.loadtest, cfg.uid, cfg.namespace, cfg.index, outcome=outcome, error=error)
+    obj = result_configmap(
+        cfg.loadtest, cfg.uid, cfg.namespace, cfg.index, outcome=outcome, error=error, generation=cfg.generation
+    )
     try:
         write_result(kube, obj)
     except KubeError as err:

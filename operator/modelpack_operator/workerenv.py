@@ -19,6 +19,8 @@ from modelpack.api.loadtest import LoadTestSpec
 
 LOADTEST = "MODELPACK_LOADTEST"
 LOADTEST_UID = "MODELPACK_LOADTEST_UID"
+GENERATION = "MODELPACK_LOADTEST_GENERATION"
+"""Optional: Jobs made before LoadTests re-ran on a spec change lack it, and ran generation 1."""
 NAMESPACE = "MODELPACK_NAMESPACE"
 WORKERS = "MODELPACK_WORKERS"
 START_AT = "MODELPACK_START_AT"
@@ -40,6 +42,8 @@ class WorkerConfig:
 
     loadtest: str
     uid: str
+    generation: int
+    """The LoadTest spec generation this run belongs to: it names and labels the result ConfigMap."""
     namespace: str
     index: int
     workers: int
@@ -79,6 +83,7 @@ def from_env(env: Mapping[str, str] | None = None) -> WorkerConfig:
     workers = _int(source, WORKERS, 1)
     if index >= workers:
         raise WorkerEnvError(f"{INDEX}={index} is not below {WORKERS}={workers}")
+    generation = _int(source, GENERATION, 1) if source.get(GENERATION, "").strip() else 1
     raw_start = _require(source, START_AT)
     try:
         start_at = parse_time(raw_start)
@@ -94,6 +99,7 @@ def from_env(env: Mapping[str, str] | None = None) -> WorkerConfig:
     return WorkerConfig(
         loadtest=_require(source, LOADTEST),
         uid=_require(source, LOADTEST_UID),
+        generation=generation,
         namespace=_require(source, NAMESPACE),
         index=index,
         workers=workers,

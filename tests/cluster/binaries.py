@@ -35,6 +35,9 @@ NODE_COMMANDS = ("kubelet", "kube-proxy")
 # compiles in a fraction of the time of the full binary (which links every cloud provider's SDK).
 COREDNS_PLUGINS = ("ready", "health", "errors", "log", "cache", "kubernetes")
 PAUSE_SOURCE = Path(__file__).with_name("pause.go")
+GOPHER_LUA_VERSION = "v1.1.2"
+"""The Lua interpreter Argo CD embeds (its go.mod pins github.com/yuin/gopher-lua)."""
+ARGOCD_LUA_SOURCE = Path(__file__).with_name("argocd_lua.go")
 
 
 def cache_root() -> Path:
@@ -191,6 +194,25 @@ def _build_pause(dest: Path, version: str) -> None:
     _go(["build", "-trimpath", "-ldflags", "-s -w", "-o", str(dest / "pause"), str(PAUSE_SOURCE)], cwd=dest)
 
 
+def _build_argocd_lua(dest: Path, version: str) -> None:
+    """``argocd-lua``: runs a health script as Argo CD does (``argocd_lua.go``), on gopher-lua from its module."""
+    work = cache_root().parent / "build" / f"argocd-lua-{version}"
+    work.mkdir(parents=True, exist_ok=True)
+    (work / "go.mod").write_text(
+        f"module modelpack.dev/build/argocdlua\n\ngo 1.24\n\nrequire github.com/yuin/gopher-lua {GOPHER_LUA_VERSION}\n"
+    )
+    shutil.copyfile(ARGOCD_LUA_SOURCE, work / "main.go")
+    _go(["mod", "tidy"], cwd=work)
+    _log(f"go build argocd-lua (gopher-lua {GOPHER_LUA_VERSION})")
+    _go(["build", "-trimpath", "-ldflags", "-s -w", "-o", str(dest / "argocd-lua"), "."], cwd=work)
+
+
+def ensure_argocd_lua() -> Path:
+    """The ``argocd-lua`` binary (its own cache entry: gopher-lua's version and this repository's source)."""
+    version = f"{GOPHER_LUA_VERSION}-{source_version(ARGOCD_LUA_SOURCE)}"
+    return _ensure("argocd-lua", version, ("argocd-lua",), _build_argocd_lua) / "argocd-lua"
+
+
 def source_version(path: Path) -> str:
     """A cache version for a binary built from a file here: a change to the source is a new entry."""
     return "src-" + hashlib.sha256(path.read_bytes()).hexdigest()[:12]
@@ -267,4 +289,5 @@ if __name__ == "__main__":
     for bins in (ensure_binaries(), ensure_node_binaries()):
         for field, path in vars(bins).items():
             print(f"{field}: {path}")
+    print(f"argocd_lua: {ensure_argocd_lua()}")
     print(f"total: {time.monotonic() - started:.1f}s")

@@ -1,6 +1,7 @@
 """Every branch of a LoadTest's life a user can meet, reconciled against an in-memory API: waiting for the pack,
 starting the Job, the Job lost, workers failing, results that do not merge, the SLO met or missed, most requests
-failed, oversized histograms kept out of status, the pack deleted mid-test, and a spec the workers cannot plan."""
+failed, oversized histograms kept out of status, the pack deleted mid-test, a spec the workers cannot plan, and a
+spec edited (Git synced by Argo CD) after the run, before it started, or while it ran."""
 
 from __future__ import annotations
 
@@ -9,8 +10,10 @@ from typing import Any
 import pytest
 
 from modelpack.api.common import API_VERSION
+from modelpack.api.loadtest import HISTORY_MAX
 from modelpack.loadgen.outcome import LoadOutcome
 from modelpack.loadgen.tally import Tally
+from modelpack_operator.builders.merge import deep_merge
 from modelpack_operator.reconcile import loadtest as R
 from modelpack_operator.results import result_configmap
 from modelpack_operator.settings import OperatorSettings
@@ -51,7 +54,17 @@ def _outcome(
 def _report(kube: MemKube, index: int, **kwargs: Any) -> None:
     lt = kube.get(API_VERSION, "LoadTest", "ns", "lt")
     assert lt is not None
+    kwargs.setdefault("generation", lt["metadata"].get("generation", 1))
     kube.put(result_configmap("lt", lt["metadata"]["uid"], "ns", index, **kwargs))
+
+
+def _edit(kube: MemKube, **spec: Any) -> None:
+    """A spec change as the API server stores it: the spec merged, metadata.generation one up."""
+    lt = kube.get(API_VERSION, "LoadTest", "ns", "lt")
+    assert lt is not None
+    lt["spec"] = deep_merge(lt["spec"], spec)
+    lt["metadata"]["generation"] = lt["metadata"].get("generation", 1) + 1
+    kube.put(lt)
 
 
 def _started(**spec: Any) -> MemKube:
@@ -193,3 +206,110 @@ def test_the_workers_account_is_owned_by_every_loadtest_using_it() -> None:
         owners = obj["metadata"]["ownerReferences"]
         assert [(o["kind"], o["name"]) for o in owners] == [("LoadTest", "lt"), ("LoadTest", "second")], kind
         assert not any(o.get("controller") for o in owners)  # shared: the last owner's deletion collects it
+
+
+def test_a_spec_edited_after_the_run_runs_again_and_keeps_the_first_in_history() -> None:
+    kube = _started()
+    _report(kube, 0, outcome=_outcome(100))
+    first = _reconcile(kube)
+    assert first["phase"] == "Succeeded" and [h["generation"] for h in first["history"]] == [1]
+    _edit(kube, load={"rate": 40})
+    status = _reconcile(kube)
+    assert status["phase"] == "Running" and status["observedGeneration"] == 2
+    assert all(c["observedGeneration"] == 2 for c in status["conditions"])
+    assert "results" not in status and status["startTime"] != first.get("completionTime")
+    assert kube.get("batch/v1", "Job", "ns", "lt-load") is None  # the first run's Job and results are gone
+    assert kube.get("v1", "ConfigMap", "ns", "lt-result-0") is None
+    job = kube.get("batch/v1", "Job", "ns", "lt-load-g2")
+    assert job is not None and job["metadata"]["labels"]["modelpack.dev/generation"] == "2"
+    env = {e["name"]: e.get("value") for e in job["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert env["MODELPACK_LOADTEST_GENERATION"] == "2" and '"rate":40' in env["MODELPACK_LOADTEST_SPEC"]
+    (kept,) = status["history"]
+    assert kept == {
+        "generation": 1,
+        "phase": "Succeeded",
+        "reason": "Succeeded",
+        "startTime": first["startTime"],
+        "completionTime": first["completionTime"],
+        "requests": 100,
+        "throughput": first["results"]["throughput"],
+        "p50Ms": first["results"]["latencyMs"]["p50"],
+        "p99Ms": first["results"]["latencyMs"]["p99"],
+        "errors": 0,
+        "sloVerdict": "None",
+    }
+    assert "SpecChanged" in _reasons(kube)
+    _report(kube, 0, outcome=_outcome(50, latency_s=0.020))
+    done = _reconcile(kube)
+    assert done["phase"] == "Succeeded" and done["results"]["requests"] == 50
+    assert [(h["generation"], h["requests"]) for h in done["history"]] == [(2, 50), (1, 100)]
+    assert _reconcile(kube) == done  # terminal again: nothing more happens
+
+
+def test_history_keeps_the_last_runs_newest_first() -> None:
+    kube = _started()
+    for _ in range(HISTORY_MAX + 2):
+        _report(kube, 0, outcome=_outcome(10))
+        assert _reconcile(kube)["phase"] == "Succeeded"
+        _edit(kube, load={"rate": 21})
+        assert _reconcile(kube)["phase"] == "Running"
+    status = _reconcile(kube)
+    generations = [h["generation"] for h in status["history"]]
+    assert generations == [7, 6, 5, 4, 3] and len(generations) == HISTORY_MAX
+    assert len(kube.list("batch/v1", "Job", "ns")) == 1  # only the running generation's Job is left
+
+
+def test_a_spec_edited_mid_run_supersedes_it_and_ignores_its_late_results() -> None:
+    kube = _started(workers=2)
+    _report(kube, 0, outcome=_outcome(100))
+    running = _reconcile(kube)
+    assert running["phase"] == "Running" and running["workersSucceeded"] == 1
+    _edit(kube, workers=1)
+    status = _reconcile(kube)
+    assert status["phase"] == "Running" and status["workersSucceeded"] == 0
+    (superseded,) = status["history"]
+    assert superseded["generation"] == 1 and superseded["phase"] == superseded["reason"] == "Superseded"
+    assert superseded["startTime"] == running["startTime"] and "requests" not in superseded
+    assert kube.get("batch/v1", "Job", "ns", "lt-load") is None
+    assert kube.get("v1", "ConfigMap", "ns", "lt-result-0") is None
+    changed = next(e for e in kube.events if e["reason"] == "SpecChanged")
+    assert "while generation 1 ran: stopped it (Job lt-load)" in changed["message"]
+    _report(kube, 1, outcome=_outcome(100), generation=1)  # a worker of the old run, still terminating
+    _report(kube, 0, outcome=_outcome(10), generation=1)
+    assert _reconcile(kube)["phase"] == "Running"  # neither counts for generation 2
+    _report(kube, 0, outcome=_outcome(30))
+    done = _reconcile(kube)
+    assert done["phase"] == "Succeeded" and done["results"]["requests"] == 30 and done["workersSucceeded"] == 1
+    assert [(h["generation"], h["phase"]) for h in done["history"]] == [(2, "Succeeded"), (1, "Superseded")]
+
+
+def test_a_spec_edited_before_the_run_started_leaves_no_history() -> None:
+    kube = MemKube(loadtest_doc())
+    assert _reconcile(kube)["phase"] == "Pending"
+    _edit(kube, load={"rate": 5})
+    status = _reconcile(kube)
+    assert status["phase"] == "Pending" and status["observedGeneration"] == 2 and "history" not in status
+
+
+def test_an_invalid_edit_stops_the_run_and_a_fixed_one_runs() -> None:
+    kube = _started()
+    _edit(kube, load={"duration": "2s", "warmup": "5s"})
+    status = _reconcile(kube)
+    assert status["phase"] == "Failed" and condition(status, "Complete")["reason"] == "InvalidSpec"
+    assert [(h["generation"], h["phase"]) for h in status["history"]] == [(2, "Failed"), (1, "Superseded")]
+    assert kube.list("batch/v1", "Job", "ns") == []
+    _edit(kube, load={"warmup": "1s"})
+    status = _reconcile(kube)
+    assert status["phase"] == "Running" and kube.get("batch/v1", "Job", "ns", "lt-load-g3") is not None
+    assert [h["generation"] for h in status["history"]] == [2, 1]
+
+
+def test_a_history_mangled_by_hand_is_dropped_not_fatal() -> None:
+    kube = _started()
+    lt = kube.get(API_VERSION, "LoadTest", "ns", "lt")
+    assert lt is not None
+    lt["status"]["history"] = [{"generation": "first", "phase": "Maybe"}]
+    kube.put(lt)
+    _report(kube, 0, outcome=_outcome(10))
+    status = _reconcile(kube)
+    assert status["phase"] == "Succeeded" and [h["generation"] for h in status["history"]] == [1]

@@ -37,12 +37,22 @@ GOOD_ENV = {
         ({E.WORKERS: "0"}, "MODELPACK_WORKERS='0': must be at least 1"),
         ({E.START_AT: "noon"}, "MODELPACK_START_AT='noon': expected RFC 3339"),
         ({E.SPEC: "{"}, "MODELPACK_LOADTEST_SPEC is not JSON"),
+        ({E.GENERATION: "two"}, "MODELPACK_LOADTEST_GENERATION='two': expected an integer"),
+        ({E.GENERATION: "0"}, "MODELPACK_LOADTEST_GENERATION='0': must be at least 1"),
         ({E.SPEC: json.dumps({"target": {"modelPack": "p"}, "load": {"rate": -1}})}, "load.rate"),
     ],
 )
 def test_bad_worker_env_is_refused_naming_the_variable(change: dict[str, str], message: str) -> None:
     with pytest.raises(E.WorkerEnvError, match=message.replace("(", r"\(")):
         E.from_env({**GOOD_ENV, **change})
+
+
+def test_the_generation_names_and_labels_the_result_and_defaults_to_the_first() -> None:
+    assert E.from_env(GOOD_ENV).generation == 1  # a Job made before LoadTests re-ran
+    cfg = E.from_env({**GOOD_ENV, E.GENERATION: "3"})
+    cm = R.result_configmap("lt", "uid", "ns", 1, error="x", generation=cfg.generation)
+    assert cm["metadata"]["name"] == "lt-result-1-g3"
+    assert cm["metadata"]["labels"]["modelpack.dev/generation"] == "3"
 
 
 def _outcome(requests: int) -> LoadOutcome:

@@ -1,8 +1,15 @@
--- Argo CD health of a modelpack.dev LoadTest: Healthy once it succeeded (SLO met or none set).
+-- Argo CD health of a modelpack.dev LoadTest: Healthy once the run of its current spec succeeded (SLO met or none
+-- set). An edited spec is a new run: Progressing until the operator has started and judged it.
 hs = {}
 if obj.status == nil or obj.status.phase == nil then
   hs.status = "Progressing"
   hs.message = "Waiting for the modelpack operator"
+  return hs
+end
+if obj.metadata.generation ~= nil and obj.status.observedGeneration ~= nil
+    and obj.status.observedGeneration < obj.metadata.generation then
+  hs.status = "Progressing"
+  hs.message = "Waiting for the operator to run generation " .. obj.metadata.generation
   return hs
 end
 local complete = nil

@@ -37,14 +37,21 @@ POD_FAILURE_POLICY: dict[str, Any] = {
 }
 
 
-def job_name(loadtest: str) -> str:
+def generation_of(loadtest: LoadTest) -> int:
+    """The spec generation a run belongs to (1 where the API server did not say, as in a file)."""
+    return loadtest.metadata.generation or 1
+
+
+def job_name(loadtest: str, generation: int = 1) -> str:
+    """``<loadtest>-load`` for the first spec, ``<loadtest>-load-g<generation>`` for each rerun after an edit: a new
+    run never shares a name with the one it replaces, whose pods may still be terminating."""
     # Indexed Job pods are named (and host-named) <job>-<index>: keep room for "-999" within a DNS label.
-    return child_name(loadtest, "load", limit=MAX_NAME - 4)
+    return child_name(loadtest, "load" if generation == 1 else f"load-g{generation}", limit=MAX_NAME - 4)
 
 
-def result_name(loadtest: str, index: int) -> str:
-    """The ConfigMap worker ``index`` writes its outcome to."""
-    return f"{loadtest}-result-{index}"
+def result_name(loadtest: str, index: int, generation: int = 1) -> str:
+    """The ConfigMap worker ``index`` of run ``generation`` writes its outcome to."""
+    return f"{loadtest}-result-{index}" + ("" if generation == 1 else f"-g{generation}")
 
 
 def planned_seconds(spec: LoadTestSpec) -> float:
@@ -62,6 +69,7 @@ def worker_env(loadtest: LoadTest, start_at: float) -> list[dict[str, Any]]:
     return [
         {"name": E.LOADTEST, "value": loadtest.metadata.name},
         {"name": E.LOADTEST_UID, "value": loadtest.metadata.uid or ""},
+        {"name": E.GENERATION, "value": str(generation_of(loadtest))},
         {"name": E.NAMESPACE, "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
         {
             "name": E.INDEX,
@@ -90,7 +98,13 @@ def loadtest_job(
     name = loadtest.metadata.name
     namespace = loadtest.metadata.namespace or "default"
     workers = loadtest.spec.workers
-    labels = {L.LOADTEST: name, L.COMPONENT: L.WORKER_COMPONENT, L.NAME: "modelpack-worker"}
+    generation = generation_of(loadtest)
+    labels = {
+        L.LOADTEST: name,
+        L.GENERATION: str(generation),
+        L.COMPONENT: L.WORKER_COMPONENT,
+        L.NAME: "modelpack-worker",
+    }
     deadline = math.ceil(planned_seconds(loadtest.spec) + settings.start_delay_seconds + DEADLINE_SLACK_SECONDS)
     container = {
         "name": CONTAINER,
@@ -123,7 +137,7 @@ def loadtest_job(
     obj = {
         "apiVersion": "batch/v1",
         "kind": "Job",
-        "metadata": object_meta(job_name(name), namespace, labels, owner),
+        "metadata": object_meta(job_name(name, generation), namespace, labels, owner),
         "spec": {
             "completionMode": "Indexed",
             "completions": workers,
