@@ -24,7 +24,7 @@ from pathlib import Path
 from hdrh.histogram import HdrHistogram
 from server_common import Server, machine, open_loop, tensor_request, utc_now
 
-from model_server.fleet import build_fleet
+from model_server.fleet import build_fleet, shape_for
 
 
 def metric(text: str, name: str) -> float:
@@ -61,7 +61,7 @@ def main() -> int:
     store = Path(args.work) / f"density-{args.size}"
     names = [f"model-{i:05d}" for i in range(args.models)]
     started = time.perf_counter()
-    built = build_fleet(store, names, size=args.size)
+    built = build_fleet(store, names, shape_for(args.size))
     build_s = time.perf_counter() - started
     print(f"machine: {machine()}; date: {utc_now()}")
     print(f"store: built {len(built.built)}, reused {len(built.reused)} in {build_s:.1f} s", flush=True)

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from server_common import Server, closed_loop, machine, open_loop, raw_throughput, tensor_request, utc_now
 
-from model_server.fleet import build_fleet
+from model_server.fleet import build_fleet, shape_for
 
 
 def main() -> int:
@@ -37,7 +37,7 @@ def main() -> int:
 
     store = Path(args.work) / f"store-{args.size}-{args.seq_len}"
     name = f"bench-{args.size}"
-    build_fleet(store, [name], size=args.size, seq_len=args.seq_len)
+    build_fleet(store, [name], shape_for(args.size, seq_len=args.seq_len))
     print(f"machine: {machine()}; date: {utc_now()}", flush=True)
 
     flags = [

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from server_common import Server, closed_loop, free_port, machine, open_loop, tensor_request, utc_now
 
-from model_server.fleet import build_fleet
+from model_server.fleet import build_fleet, shape_for
 
 HERE = Path(__file__).resolve().parent
 
@@ -40,7 +40,7 @@ def main() -> int:
     work = Path(args.work)
     store = work / f"store-{args.size}-{args.seq_len}"
     name = f"bench-{args.size}"
-    build_fleet(store, [name], size=args.size, seq_len=args.seq_len)
+    build_fleet(store, [name], shape_for(args.size, seq_len=args.seq_len))
     print(f"machine: {machine()}; date: {utc_now()}", flush=True)
     port = free_port()
     kserve_argv = [

@@ -26,7 +26,7 @@ from pathlib import Path
 import aiohttp
 from server_common import Server, machine, tensor_request, utc_now
 
-from model_server.fleet import build_fleet
+from model_server.fleet import build_fleet, shape_for
 from modelpack.api.base import parse_quantity
 from modelpack.api.modelpack import ServerSpec
 from modelpack.serving import tuning_flags
@@ -199,7 +199,7 @@ def main() -> int:
     names = [f"model-{i:04d}" for i in range(args.models)]
     started = time.perf_counter()
     heads = args.hidden // 64 if args.hidden else None
-    built = build_fleet(store, names, size=args.size, layers=args.layers, hidden=args.hidden, heads=heads)
+    built = build_fleet(store, names, shape_for(args.size, layers=args.layers, hidden=args.hidden, heads=heads))
     print(f"machine: {machine()}; date: {utc_now()}")
     print(
         f"store: {args.models} {shape} models, built {len(built.built)}, reused {len(built.reused)} "

@@ -28,7 +28,7 @@ from typing import Any
 from server_common import Server, closed_loop, machine, raw_throughput, tensor_request, utc_now
 
 from model_server.config import MODEL_FILE, load_config
-from model_server.fleet import build_fleet
+from model_server.fleet import build_fleet, shape_for
 from model_server.loaded import load_model
 from model_server.precision import PRECISIONS, CpuFeatures, unsupported_reason
 
@@ -106,9 +106,8 @@ def main() -> int:
     for p in precisions:
         stores[p] = work / f"{args.size}-{args.task}-{args.seq_len}-{p}"
         started = time.perf_counter()
-        build_fleet(
-            stores[p], names, size=args.size, task=args.task, seq_len=args.seq_len, precision=None if p == PLAIN else p
-        )
+        shape = shape_for(args.size, task=args.task, seq_len=args.seq_len)
+        build_fleet(stores[p], names, shape, precision=None if p == PLAIN else p)
         print(f"{p}: store ready in {time.perf_counter() - started:.1f} s", flush=True)
 
     facts: dict[str, dict[str, Any]] = {}

@@ -137,7 +137,7 @@ def walkthrough(cp: ControlPlane, workdir: Path, processes: list[LocalProcess]) 
     shutil.rmtree(files, ignore_errors=True)
     files.mkdir(parents=True)
     store = workdir / "store"
-    build_fleet(store, MODELS, **TINY)  # type: ignore[arg-type]
+    build_fleet(store, MODELS, TINY)
     print(f"# {len(MODELS)} distinct tiny BERT models (random weights) built into {store}", flush=True)
 
     banner("Install the chart (CRDs, operator Deployment, RBAC, worker ServiceAccount)")

@@ -150,37 +150,20 @@ def is_built(model_dir: Path, expected: ModelConfig) -> bool:
 def build_fleet(
     store_dir: str | os.PathLike[str],
     names: Sequence[str],
+    shape: BertShape | None = None,
     *,
-    size: str = "tiny",
-    layers: int | None = None,
-    hidden: int | None = None,
-    heads: int | None = None,
-    intermediate: int | None = None,
-    seq_len: int = 128,
-    vocab_size: int = 2000,
-    task: str = "classification",
-    num_labels: int = 2,
     precision: Precision | None = None,
     tolerance: Tolerance | None = None,
     cpu: CpuFeatures | None = None,
     progress: Progress | None = None,
 ) -> FleetResult:
-    """Write one folder per name (model.pt, config.json, tokenizer.json); ``size`` picks defaults (tiny/small/base).
+    """Write one folder per name (model.pt, config.json, tokenizer.json) of one architecture (:func:`shape_for`;
+    default: the tiny size).
 
     ``precision`` (fp32, int8-dynamic, bf16) builds gated, optimized artifacts; None keeps the plain trace.
     An artifact outside ``tolerance`` raises :class:`~model_server.precision.AccuracyError` and is not written
     (models before it stay built)."""
-    shape = shape_for(
-        size,
-        layers=layers,
-        hidden=hidden,
-        heads=heads,
-        intermediate=intermediate,
-        seq_len=seq_len,
-        vocab_size=vocab_size,
-        task=task,
-        num_labels=num_labels,
-    )
+    shape = shape or shape_for()
     if precision is not None:
         require_supported(precision, cpu)  # before any work: unknown names and missing CPU support fail at once
     bad = [n for n in names if not n or "/" in n or n in (".", "..")]

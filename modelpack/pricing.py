@@ -14,6 +14,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import Field, ValidationError, model_validator
 
+from modelpack import userfiles
 from modelpack.api.base import ApiModel
 from modelpack.api.loading import format_validation_error
 
@@ -91,18 +92,13 @@ def _parse_text(text: str, origin: str) -> PriceTable:
     try:
         doc = yaml.safe_load(text)
     except yaml.YAMLError as err:
-        raise PriceError(f"{origin}: not valid YAML: {err}") from None
+        raise PriceError(f"{origin}: not valid YAML: {userfiles.yaml_problem(err)}") from None
     return parse_price_table(doc, origin)
 
 
 def load_price_table(path: str | Path) -> PriceTable:
     p = Path(path)
-    try:
-        text = p.read_text()
-    except FileNotFoundError:
-        raise PriceError(f"{p}: no such file") from None
-    except OSError as err:
-        raise PriceError(f"{p}: cannot read: {err.strerror}") from None
+    text = userfiles.read_text(p, PriceError)
     return _parse_text(text, str(p))
 
 

@@ -9,9 +9,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import ValidationError
 
+from modelpack import userfiles
 from modelpack.api.common import API_VERSION
 from modelpack.api.loadtest import LoadTest
 from modelpack.api.modelpack import ModelPack
@@ -63,27 +63,8 @@ def parse_object(doc: Any, source: str = "<input>") -> ModelPack | LoadTest:
 def load_file(path: str | Path) -> list[ModelPack | LoadTest]:
     """Every object in a (multi-document) YAML file."""
     p = Path(path)
-    try:
-        text = p.read_text()
-    except FileNotFoundError:
-        raise InvalidObjectError(f"{p}: no such file") from None
-    except OSError as err:
-        raise InvalidObjectError(f"{p}: cannot read: {err.strerror}") from None
-    try:
-        docs = [d for d in yaml.safe_load_all(text) if d is not None]
-    except yaml.YAMLError as err:
-        raise InvalidObjectError(f"{p}: not valid YAML: {_yaml_problem(err)}") from None
+    docs = userfiles.yaml_documents(userfiles.read_text(p, InvalidObjectError), str(p), InvalidObjectError)
     if not docs:
         raise InvalidObjectError(f"{p}: no objects in file")
     # Documents count from 1, as a person counts them: two.yaml#2 is the second document.
     return [parse_object(d, f"{p}#{i}" if len(docs) > 1 else str(p)) for i, d in enumerate(docs, start=1)]
-
-
-def _yaml_problem(err: yaml.YAMLError) -> str:
-    """PyYAML's complaint at a 1-based line and column, without its ``in "<unicode string>"`` marks."""
-    if not isinstance(err, yaml.MarkedYAMLError):
-        return str(err)
-    mark = err.problem_mark or err.context_mark
-    where = f"line {mark.line + 1}, column {mark.column + 1}" if mark is not None else "unknown position"
-    what = " ".join(x for x in (err.context, err.problem) if x)
-    return f"{where}: {what or 'malformed'}"

@@ -112,15 +112,13 @@ def _build(args: argparse.Namespace) -> int:
     precision, tolerance = _gate(args)
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from model_server.fleet import build_fleet
+    from model_server.fleet import build_fleet, shape_for
 
     with Progress(TextColumn("building models"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn()) as bar:
         task = bar.add_task("build", total=len(names))
         try:
-            result = build_fleet(
-                args.store,
-                names,
-                size=args.size,
+            shape = shape_for(
+                args.size,
                 layers=args.layers,
                 hidden=args.hidden,
                 heads=args.heads,
@@ -128,6 +126,11 @@ def _build(args: argparse.Namespace) -> int:
                 vocab_size=args.vocab_size,
                 task=args.task,
                 num_labels=args.num_labels,
+            )
+            result = build_fleet(
+                args.store,
+                names,
+                shape,
                 precision=precision,
                 tolerance=tolerance,
                 progress=lambda done, total: bar.update(task, completed=done),

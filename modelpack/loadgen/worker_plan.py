@@ -63,11 +63,17 @@ def _seconds(text: str, field: str) -> float:
         raise LoadgenError(f"{field}: {err}") from None
 
 
-def _stage_segments(load: Load, attr: str, field: str) -> tuple[list[Segment], float]:
-    assert load.stages is not None
+def _measured_segments(load: Load, field: str, warmup: float) -> tuple[list[Segment], float]:
+    """The measured window of a rate or concurrency run (``field`` names which): its stages, or one segment."""
+    if not load.stages:
+        value = getattr(load, field)
+        assert value is not None
+        measured = _seconds(load.duration, "load.duration")
+        _check_window(measured, warmup, "load.duration")
+        return [Segment(measured, value, value)], measured
     values: list[float] = []
     for i, stage in enumerate(load.stages):
-        value = getattr(stage, attr)
+        value = getattr(stage, field)
         if value is None:
             raise LoadgenError(f"load.stages[{i}].{field} is required in {load.mode} mode")
         values.append(float(value))
@@ -79,6 +85,7 @@ def _stage_segments(load: Load, attr: str, field: str) -> tuple[list[Segment], f
         segments.append(Segment(seconds, previous, value))
         previous = value
         total += seconds
+    _check_window(total, warmup, "the stages' total duration")
     return segments, total
 
 
@@ -125,27 +132,13 @@ def make_plan(spec: LoadTestSpec, worker_index: int = 0, workers: int = 1) -> Pl
         measured = step_s * len(rates)
         rate_profile = RateProfile(segments)
     elif load.mode == "constant-rate":
-        if load.stages:
-            segments, measured = _stage_segments(load, "rate", "rate")
-            _check_window(measured, warmup, "the stages' total duration")
-        else:
-            assert load.rate is not None
-            measured = _seconds(load.duration, "load.duration")
-            _check_window(measured, warmup, "load.duration")
-            segments = [Segment(measured, load.rate, load.rate)]
+        segments, measured = _measured_segments(load, "rate", warmup)
         first = segments[0].start
         scaled = [Segment(warmup, first * share, first * share)]
         scaled += [Segment(s.duration, s.start * share, s.end * share) for s in segments]
         rate_profile = RateProfile(scaled)
     else:
-        if load.stages:
-            segments, measured = _stage_segments(load, "concurrency", "concurrency")
-            _check_window(measured, warmup, "the stages' total duration")
-        else:
-            assert load.concurrency is not None
-            measured = _seconds(load.duration, "load.duration")
-            _check_window(measured, warmup, "load.duration")
-            segments = [Segment(measured, load.concurrency, load.concurrency)]
+        segments, measured = _measured_segments(load, "concurrency", warmup)
         first = segments[0].start
         conc_profile = ConcurrencyProfile([Segment(warmup, first, first), *segments], worker_index, workers)
     return Plan(

@@ -29,7 +29,7 @@ def build_models(
     if not missing:
         console.print(f"store {store.directory}: all {len(names)} models present", soft_wrap=True)
         return
-    from model_server.fleet import build_fleet  # torch: imported only when models must be built
+    from model_server.fleet import build_fleet, shape_for  # torch: imported only when models must be built
 
     console.print(f"store {store.directory}: building {len(missing)} of {len(names)} models", soft_wrap=True)
     columns = (TextColumn("building models"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
@@ -39,9 +39,7 @@ def build_models(
             build_fleet(
                 store.directory,
                 missing,
-                size=size,
-                layers=layers,
-                hidden=hidden,
+                shape_for(size, layers=layers, hidden=hidden),
                 precision=precision,
                 progress=lambda done, _total: progress.update(task, completed=done),
             )

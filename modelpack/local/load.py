@@ -6,33 +6,22 @@ from __future__ import annotations
 import asyncio
 import signal
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 
-from modelpack.api.loadtest import LoadTest, Results, SweepResult
+from modelpack.api.loadtest import LoadTest
 
 if TYPE_CHECKING:
     from modelpack.loadgen.endpoints import Endpoint
     from modelpack.loadgen.outcome import LoadOutcome
 
 
-@dataclass
-class LoadRun:
-    """What the load left behind: results may be partial (interrupted) or missing (abandoned)."""
-
-    results: Results | None = None
-    sweep: SweepResult | None = None
-    timeline: list[dict[str, Any]] = field(default_factory=list)
-    interrupted: bool = False
-
-
-def run_loadtest(loadtest: LoadTest, routes: dict[str, str], console: Console) -> LoadRun:
+def run_loadtest(loadtest: LoadTest, routes: dict[str, str], console: Console) -> LoadOutcome | None:
     """The LoadTest's ``spec.workers`` workers: one in this process, or one process each (:func:`_run_workers`).
 
     A first Ctrl-C (or SIGTERM) stops sending and keeps what was measured (the load generator's
-    ``stop_event``); a second one abandons the results.
+    ``stop_event``; the outcome says ``interrupted``); a second one abandons the results (None).
     """
     from modelpack.loadgen import Endpoint, run_load, select_models
 
@@ -40,16 +29,14 @@ def run_loadtest(loadtest: LoadTest, routes: dict[str, str], console: Console) -
     endpoints = [Endpoint(model=n, url=routes[n]) for n in names]
     if loadtest.spec.workers > 1:
         return _run_workers(loadtest, endpoints, console)
-    run = LoadRun()
 
-    async def main() -> Any:
+    async def main() -> LoadOutcome | None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         task = asyncio.ensure_future(run_load(loadtest.spec, endpoints, progress=True, stop_event=stop))
 
         def on_signal() -> None:
             # First Ctrl-C: stop sending and keep what was measured. Second: give up on the results.
-            run.interrupted = True
             if stop.is_set():
                 task.cancel()
             else:
@@ -68,15 +55,14 @@ def run_loadtest(loadtest: LoadTest, routes: dict[str, str], console: Console) -
 
     previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        outcome = asyncio.run(main())
+        return asyncio.run(main())
     finally:
         # asyncio resets the handlers it removes to the defaults; put back the runner's SIGTERM clean-up.
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-    return run if outcome is None else _from_outcome(run, outcome)
 
 
-def _run_workers(loadtest: LoadTest, endpoints: Sequence[Endpoint], console: Console) -> LoadRun:
+def _run_workers(loadtest: LoadTest, endpoints: Sequence[Endpoint], console: Console) -> LoadOutcome:
     """One process per worker of ``spec.workers``: worker i of N sends the share a cluster's Job pod with
     completion index i sends, and their tallies merge exactly as the operator merges its workers' results
     (:func:`modelpack.loadgen.merge_outcomes`). Ctrl-C reaches every worker, each keeps what it measured."""
@@ -85,13 +71,4 @@ def _run_workers(loadtest: LoadTest, endpoints: Sequence[Endpoint], console: Con
 
     console.print(f"{loadtest.spec.workers} load-generating worker processes share the rate")
     with LiveProgress(console) as live:
-        outcome = run_load_processes(loadtest.spec, endpoints, loadtest.spec.workers, on_progress=live.update)
-    return _from_outcome(LoadRun(), outcome)
-
-
-def _from_outcome(run: LoadRun, outcome: LoadOutcome) -> LoadRun:
-    run.interrupted = run.interrupted or bool(outcome.interrupted)
-    run.results = outcome.results
-    run.sweep = outcome.sweep
-    run.timeline = [bucket.to_dict() for bucket in outcome.timeline]
-    return run
+        return run_load_processes(loadtest.spec, endpoints, loadtest.spec.workers, on_progress=live.update)

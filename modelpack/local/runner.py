@@ -179,23 +179,25 @@ def run_local(opts: RunOptions, console: Console) -> RunReport:
         console.print(
             f"running LoadTest {loadtest.metadata.name} (Ctrl-C stops it and keeps what was measured)", soft_wrap=True
         )
-        load = run_loadtest(loadtest, routes, console)
+        load = run_loadtest(loadtest, routes, console)  # None: abandoned by a second Ctrl-C
         metrics_end = _scrape_all(targets)
         died = _servers_that_died(servers)
     for note in died:
         console.print(f"warning: {note}", style="bold red")
     notes += died
-    if load.interrupted:
+    interrupted = load is None or load.interrupted
+    results = load.results if load else None
+    if interrupted:
         notes.append("Interrupted by the user: results cover only part of the planned run.")
     finished = datetime.now(UTC)
     status = build_status(
-        results=load.results,
+        results=results,
         slo=loadtest.spec.slo,
         started=started,
         finished=finished,
-        sweep=load.sweep,
-        cost=_cost(opts, load.results),
-        interrupted=load.interrupted,
+        sweep=load.sweep if load else None,
+        cost=_cost(opts, results),
+        interrupted=interrupted,
         workers=loadtest.spec.workers,
     )
     if servers:
@@ -205,7 +207,7 @@ def run_local(opts: RunOptions, console: Console) -> RunReport:
     data = ReportData(
         loadtest=loadtest,
         status=status,
-        timeline=load.timeline,
+        timeline=[bucket.to_dict() for bucket in load.timeline] if load else [],
         servers=infos,
         pack_name=objs.pack.metadata.name if objs.pack else None,
         machine=machine_summary(),
@@ -216,7 +218,7 @@ def run_local(opts: RunOptions, console: Console) -> RunReport:
     report = write_results(out_dir, data, [o for o in (objs.pack, loadtest) if o is not None])
     console.print(f"results: {out_dir / 'results.json'}", soft_wrap=True)
     console.print(f"report:  {report}", soft_wrap=True)
-    if load.interrupted:
+    if interrupted:
         return RunReport(EXIT_INTERRUPTED, out_dir, report)
     if status.phase == "Failed":
         return RunReport(EXIT_LOADTEST_FAILED, out_dir, report)

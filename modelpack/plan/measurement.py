@@ -22,9 +22,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import ValidationError
 
+from modelpack import userfiles
 from modelpack.api.loading import format_validation_error
 from modelpack.api.loadtest import LoadTestStatus, Results, SweepStep
 from modelpack.api.modelpack import ModelPack
@@ -164,16 +164,9 @@ def _collect_run_dir(results: Path, found: _Found) -> None:
 
 
 def _load_docs(path: Path) -> list[Any]:
-    try:
-        text = path.read_text()
-    except FileNotFoundError:
-        raise MeasurementError(f"{path}: no such file") from None
-    except OSError as err:
-        raise MeasurementError(f"{path}: cannot read: {err.strerror}") from None
-    try:
-        return [d for d in yaml.safe_load_all(text) if d is not None]
-    except yaml.YAMLError as err:
-        raise MeasurementError(f"{path}: not valid YAML or JSON: {err}") from None
+    return userfiles.yaml_documents(
+        userfiles.read_text(path, MeasurementError), str(path), MeasurementError, "YAML or JSON"
+    )
 
 
 def _status(found: _Found, source: str) -> LoadTestStatus:

@@ -26,6 +26,10 @@ class SettingsError(ValueError):
     """An environment variable holds a value the operator cannot use; the message names the variable."""
 
 
+MAX_DRAIN_SECONDS = 300
+"""Longest preStop pause accepted: beyond it a rolling update of a large pack would take hours."""
+
+
 @dataclass(frozen=True)
 class ServerSettings:
     """How model server pods are shaped beyond what the ModelPack spec says."""
@@ -46,6 +50,16 @@ class ServerSettings:
     """Cluster DNS domain used in route-table URLs."""
     startup_seconds: int = 900
     """How long a server may take to become live (preloading many models) before Kubernetes restarts it."""
+    drain_seconds: int = 5
+    """A stopping server pod keeps serving this long before its SIGTERM (a preStop sleep), while Services and
+    kube-proxy drop it from their endpoints; the server then finishes in-flight requests. Rolling updates and
+    scale-ins lose no request. 0: no pause (SIGTERM at once)."""
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.drain_seconds <= MAX_DRAIN_SECONDS:
+            name = env_name("SERVER", "drain_seconds")
+            raise SettingsError(f"{name}={self.drain_seconds}: must be from 0 to {MAX_DRAIN_SECONDS}")
+
     default_image: str = ""
     """Replaces the API's default server image (e.g. a private mirror); images set in a ModelPack are kept."""
     service_account: str = "modelpack-server"

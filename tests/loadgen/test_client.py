@@ -143,6 +143,15 @@ def _sockets_to(port: int) -> int:
     return count
 
 
+async def _until(condition: Callable[[], bool], what: str) -> None:
+    """Poll the event loop until ``condition`` holds (1 s at most): the state awaited, never a fixed sleep."""
+    for _ in range(1000):
+        if condition():
+            return
+        await asyncio.sleep(0.001)
+    raise AssertionError(f"never: {what}")
+
+
 def _target(url: str) -> Target:
     return Target("m", URL(url), b'{"inputs":[]}')
 
@@ -328,8 +337,7 @@ async def test_timeout_and_refused_connection_have_their_classes(scripted: Start
 async def test_idle_connection_closed_by_the_server_is_not_reused(scripted: Start) -> None:
     _server, client, target = await _setup(scripted, [([OK], True), ([OK], False)])
     assert await send(client, target) == (None, 200)  # Content-Length answer, then the server closes
-    await asyncio.sleep(0.1)
-    assert client.open_connections == 0
+    await _until(lambda: client.open_connections == 0, "the client saw the server close its idle connection")
     assert await send(client, target) == (None, 200)
     await client.close()
 
@@ -344,7 +352,7 @@ async def test_limit_bounds_requests_in_flight(scripted: Start) -> None:
 async def test_cancelled_request_closes_its_connection(scripted: Start) -> None:
     server, client, target = await _setup(scripted, [([], False), ([OK], False)])
     task = asyncio.create_task(send(client, target))
-    await asyncio.sleep(0.1)
+    await _until(lambda: len(server.requests) == 1, "the request reached the server")
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
@@ -447,8 +455,7 @@ async def test_connections_across_origins_never_exceed_the_limit(scripted: Start
     client = Client(2, 5.0)
     target_a, target_b = _target(a.url), _target(b.url)
     assert await asyncio.gather(send(client, target_a), send(client, target_a)) == [(None, 200)] * 2
-    await asyncio.sleep(0.05)
-    assert both.open == 2  # both kept alive, idle
+    await _until(lambda: both.open == 2, "both connections kept alive, idle")
     first = asyncio.create_task(send(client, target_b))
     await asyncio.sleep(0)  # the first is still connecting when the second needs a connection
     second = asyncio.create_task(send(client, target_b))

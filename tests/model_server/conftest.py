@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
 import signal
@@ -15,10 +16,11 @@ from pathlib import Path
 import httpx
 import pytest
 
-from model_server.fleet import build_fleet
+from model_server.fleet import build_fleet, shape_for
 from tests.processes import die_with_parent
 
-TINY = {"layers": 1, "hidden": 32, "heads": 2, "seq_len": 16, "vocab_size": 600}
+TINY = shape_for(layers=1, hidden=32, heads=2, seq_len=16, vocab_size=600)
+"""The smallest BERT the tests build: loads and answers in milliseconds."""
 GOOD = ["m-a", "m-b", "m-c"]
 
 
@@ -26,7 +28,7 @@ GOOD = ["m-a", "m-b", "m-c"]
 def fleet(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Three good models, one with a corrupt model.pt, one without model.pt, one with a bad config.json."""
     store = tmp_path_factory.mktemp("store")
-    build_fleet(store, [*GOOD, "corrupt", "no-weights", "bad-config"], **TINY)  # type: ignore[arg-type]
+    build_fleet(store, [*GOOD, "corrupt", "no-weights", "bad-config"], TINY)
     (store / "corrupt" / "model.pt").write_bytes(b"this is not a torchscript archive")
     (store / "no-weights" / "model.pt").unlink()
     (store / "bad-config" / "config.json").write_text('{"inputs": [], "outputs": []}')
@@ -36,7 +38,7 @@ def fleet(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def qa_fleet(tmp_path_factory: pytest.TempPathFactory) -> Path:
     store = tmp_path_factory.mktemp("qa-store")
-    build_fleet(store, ["qa-1"], task="qa", **TINY)  # type: ignore[arg-type]
+    build_fleet(store, ["qa-1"], dataclasses.replace(TINY, task="qa"))
     return store
 
 

@@ -125,6 +125,14 @@ async def _until(event: threading.Event) -> None:
     raise AssertionError("the first batch never started")
 
 
+async def _queued(batcher: Batcher, n: int) -> None:
+    for _ in range(1000):
+        if len(batcher) == n:
+            return
+        await asyncio.sleep(0.001)
+    raise AssertionError(f"{len(batcher)} requests queued, never {n}")
+
+
 async def test_a_lone_request_to_an_idle_model_does_not_wait_for_the_delay(pool) -> None:  # type: ignore[no-untyped-def]
     run = Doubler()
     batcher = Batcher(run, pool, max_batch_size=8, max_queue_delay_s=30.0, max_queue_size=64)
@@ -139,7 +147,7 @@ async def test_requests_arriving_during_a_batch_form_the_next_one(pool) -> None:
     first = asyncio.create_task(batcher.submit(rows(1)))
     await _until(run.running)
     later = [asyncio.create_task(batcher.submit(rows(1, value=i))) for i in range(3)]
-    await asyncio.sleep(0.01)
+    await _queued(batcher, 3)
     run.release.set()
     await asyncio.gather(first, *later)
     assert run.batches == [1, 3]
@@ -155,7 +163,7 @@ async def test_models_sharing_busy_threads_batch_what_queued_meanwhile(pool) -> 
     busy = asyncio.create_task(a.submit(rows(1)))
     await _until(run_a.running)
     queued = [asyncio.create_task(b.submit(rows(1))) for _ in range(3)]
-    await asyncio.sleep(0.01)
+    await _queued(b, 3)
     assert run_b.batches == []  # B waits for the thread A holds
     run_a.release.set()
     await asyncio.gather(busy, *queued)
@@ -170,7 +178,7 @@ async def test_a_busy_model_holds_up_to_the_delay_for_a_fuller_batch(pool) -> No
     first = asyncio.create_task(batcher.submit(rows(1)))
     await _until(run.running)
     behind = asyncio.create_task(batcher.submit(rows(1)))  # queued behind a running batch: the model is busy
-    await asyncio.sleep(0.01)
+    await _queued(batcher, 1)
     run.release.set()
     await first
     more = [asyncio.create_task(batcher.submit(rows(1))) for _ in range(3)]  # arrive within the hold

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from model_server.config import load_config, write_config
-from model_server.fleet import build_fleet
+from model_server.fleet import build_fleet, shape_for
 from model_server.loaded import MODEL_OVERHEAD_BYTES, load_model
 from model_server.precision import (
     DEFAULT_MAX_ABS_DIFF,
@@ -69,20 +69,20 @@ def test_which_cpus_run_which_precision(precision: str, cpu: CpuFeatures, suppor
 
 def test_bf16_is_refused_on_a_cpu_without_native_bf16_naming_the_flags(tmp_path: Path) -> None:
     with pytest.raises(PrecisionError, match=r"bf16 needs a CPU with native bf16 arithmetic: avx512_bf16 or amx_bf16"):
-        build_fleet(tmp_path, ["m"], precision="bf16", cpu=ICE_LAKE, **TINY)  # type: ignore[arg-type]
+        build_fleet(tmp_path, ["m"], TINY, precision="bf16", cpu=ICE_LAKE)
     with pytest.raises(PrecisionError, match=r"bf16 \(e.g. Graviton3\)"):
-        build_fleet(tmp_path, ["m"], precision="bf16", cpu=GRAVITON2, **TINY)  # type: ignore[arg-type]
+        build_fleet(tmp_path, ["m"], TINY, precision="bf16", cpu=GRAVITON2)
     assert not (tmp_path / "m").exists()  # refused before any work
 
 
 def test_unknown_precision_is_refused_listing_the_choices(tmp_path: Path) -> None:
     with pytest.raises(PrecisionError, match=r"precision must be one of fp32, int8-dynamic, bf16, not 'fp16'"):
-        build_fleet(tmp_path, ["m"], precision="fp16", **TINY)  # type: ignore[arg-type]
+        build_fleet(tmp_path, ["m"], TINY, precision="fp16")
 
 
 def test_fp32_artifact_is_frozen_equal_to_the_plain_trace_and_sized_by_its_file(tmp_path: Path) -> None:
-    build_fleet(tmp_path / "plain", ["m"], **TINY)  # type: ignore[arg-type]
-    build_fleet(tmp_path / "fp32", ["m"], precision="fp32", cpu=ICE_LAKE, **TINY)  # type: ignore[arg-type]
+    build_fleet(tmp_path / "plain", ["m"], TINY)
+    build_fleet(tmp_path / "fp32", ["m"], TINY, precision="fp32", cpu=ICE_LAKE)
     config = load_config(tmp_path / "fp32" / "m")
     assert config.precision == "fp32" and config.accuracy is not None
     assert config.accuracy.max_abs_diff < 1e-5 and config.accuracy.top1_agreement == 1.0
@@ -94,9 +94,10 @@ def test_fp32_artifact_is_frozen_equal_to_the_plain_trace_and_sized_by_its_file(
 
 
 def test_int8_artifact_is_smaller_close_to_fp32_and_records_its_difference(tmp_path: Path) -> None:
-    shape = {**TINY, "hidden": 128, "vocab_size": 400}  # Linear layers dominate, so quantizing them shows in size
-    build_fleet(tmp_path / "fp32", ["m", "n"], precision="fp32", **shape)  # type: ignore[arg-type]
-    build_fleet(tmp_path / "int8", ["m", "n"], precision="int8-dynamic", cpu=ICE_LAKE, **shape)  # type: ignore[arg-type]
+    # Linear layers dominate, so quantizing them shows in size
+    shape = shape_for(layers=1, hidden=128, heads=2, seq_len=16, vocab_size=400)
+    build_fleet(tmp_path / "fp32", ["m", "n"], shape, precision="fp32")
+    build_fleet(tmp_path / "int8", ["m", "n"], shape, precision="int8-dynamic", cpu=ICE_LAKE)
     config = load_config(tmp_path / "int8" / "m")
     assert config.precision == "int8-dynamic" and config.accuracy is not None
     assert 0 < config.accuracy.max_abs_diff <= Tolerance().max_abs_diff
@@ -112,7 +113,7 @@ def test_int8_artifact_is_smaller_close_to_fp32_and_records_its_difference(tmp_p
 def test_bf16_artifact_where_supported_returns_fp32_outputs_within_tolerance(tmp_path: Path) -> None:
     """Built with the CPU declared bf16-capable: on this machine torch emulates bf16, which is slow but exact in
     meaning, so the artifact itself (casts, graph, gate) is checked here even without the hardware."""
-    build_fleet(tmp_path, ["m"], precision="bf16", cpu=SAPPHIRE_RAPIDS, **TINY)  # type: ignore[arg-type]
+    build_fleet(tmp_path, ["m"], TINY, precision="bf16", cpu=SAPPHIRE_RAPIDS)
     config = load_config(tmp_path / "m")
     assert config.precision == "bf16" and config.accuracy is not None and config.accuracy.max_abs_diff > 0
     module = torch.jit.load(str(tmp_path / "m" / "model.pt"))
@@ -121,7 +122,7 @@ def test_bf16_artifact_where_supported_returns_fp32_outputs_within_tolerance(tmp
 
 
 def test_server_refuses_to_load_bf16_on_a_cpu_without_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    build_fleet(tmp_path, ["m"], precision="bf16", cpu=SAPPHIRE_RAPIDS, **TINY)  # type: ignore[arg-type]
+    build_fleet(tmp_path, ["m"], TINY, precision="bf16", cpu=SAPPHIRE_RAPIDS)
     monkeypatch.setattr(CpuFeatures, "detect", classmethod(lambda cls: ICE_LAKE))
     with pytest.raises(ValueError, match=r"a bf16 artifact, and bf16 needs a CPU with native bf16"):
         load_model("m", tmp_path / "m")
@@ -132,10 +133,10 @@ def test_tolerance_exceeded_refuses_the_artifact_naming_model_precision_value_an
         build_fleet(
             tmp_path,
             ["ok-first", "m"],
+            TINY,
             precision="int8-dynamic",
             cpu=ICE_LAKE,
             tolerance=Tolerance(max_abs_diff=1e-9),
-            **TINY,  # type: ignore[arg-type]
         )
     message = str(err.value)
     assert message.startswith("model 'ok-first': the int8-dynamic artifact is outside tolerance: max absolute output")
@@ -154,25 +155,25 @@ def test_top1_agreement_below_tolerance_is_refused() -> None:
 
 
 def test_changing_the_precision_rebuilds_the_same_reuses_and_a_tighter_tolerance_regates(tmp_path: Path) -> None:
-    assert build_fleet(tmp_path, ["m"], **TINY).built == ["m"]  # type: ignore[arg-type]
-    assert build_fleet(tmp_path, ["m"], precision="fp32", **TINY).built == ["m"]  # type: ignore[arg-type]
-    assert build_fleet(tmp_path, ["m"], precision="fp32", **TINY).reused == ["m"]  # type: ignore[arg-type]
-    build_fleet(tmp_path, ["q"], precision="int8-dynamic", cpu=ICE_LAKE, **TINY)  # type: ignore[arg-type]
+    assert build_fleet(tmp_path, ["m"], TINY).built == ["m"]
+    assert build_fleet(tmp_path, ["m"], TINY, precision="fp32").built == ["m"]
+    assert build_fleet(tmp_path, ["m"], TINY, precision="fp32").reused == ["m"]
+    build_fleet(tmp_path, ["q"], TINY, precision="int8-dynamic", cpu=ICE_LAKE)
     recorded = load_config(tmp_path / "q").accuracy
     assert recorded is not None and recorded.max_abs_diff > 0
     with pytest.raises(AccuracyError):  # a tighter tolerance than the recorded result re-gates, and refuses
         build_fleet(
             tmp_path,
             ["q"],
+            TINY,
             precision="int8-dynamic",
             cpu=ICE_LAKE,
             tolerance=Tolerance(max_abs_diff=recorded.max_abs_diff / 2),
-            **TINY,  # type: ignore[arg-type]
         )
 
 
 def test_retrace_at_a_precision_rebuilds_fleet_models_and_refuses_foreign_ones(tmp_path: Path) -> None:
-    build_fleet(tmp_path, ["m", "foreign"], **TINY)  # type: ignore[arg-type]
+    build_fleet(tmp_path, ["m", "foreign"], TINY)
     before = forward(tmp_path / "m")
     retrace(tmp_path, "m", "x86", precision="int8-dynamic")
     config = load_config(tmp_path / "m")
@@ -226,8 +227,8 @@ def test_models_build_and_trace_with_precision(capsys: pytest.CaptureFixture[str
 
 
 def test_server_shows_precision_and_accuracy_and_serves_the_artifact(tmp_path: Path, start_server: StartServer) -> None:
-    build_fleet(tmp_path, ["q8"], precision="int8-dynamic", cpu=ICE_LAKE, **TINY)  # type: ignore[arg-type]
-    build_fleet(tmp_path, ["plain"], **TINY)  # type: ignore[arg-type]
+    build_fleet(tmp_path, ["q8"], TINY, precision="int8-dynamic", cpu=ICE_LAKE)
+    build_fleet(tmp_path, ["plain"], TINY)
     server = start_server("--store", str(tmp_path), "--log-level", "warning")
     meta = server.client.get("/v2/models/q8").json()["parameters"]
     recorded = load_config(tmp_path / "q8").accuracy

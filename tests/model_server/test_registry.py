@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import shutil
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -38,6 +38,15 @@ class CountingLoader:
         self.calls.append(name)
         self.gate.wait(10)
         return load_model(name, model_dir, config)
+
+
+async def _until(condition: Callable[[], bool], what: str) -> None:
+    """Poll until ``condition`` holds (5 s at most): the state awaited, never a fixed sleep."""
+    for _ in range(1000):
+        if condition():
+            return
+        await asyncio.sleep(0.005)
+    raise AssertionError(f"never: {what}")
 
 
 class FlakyStore(LocalStore):
@@ -112,7 +121,7 @@ async def test_concurrent_first_requests_load_once(make_registry) -> None:  # ty
     loader.gate.clear()
     registry = make_registry(loader=loader)
     waiters = [asyncio.create_task(registry.ensure_loaded("m-a")) for _ in range(5)]
-    await asyncio.sleep(0.05)
+    await _until(lambda: loader.calls == ["m-a"], "the load started")
     assert registry.entry("m-a").state is ModelState.LOADING
     loader.gate.set()
     await asyncio.gather(*waiters)
@@ -248,7 +257,7 @@ async def test_loads_waiting_are_bounded(make_registry) -> None:  # type: ignore
     registry = make_registry(loader=loader, max_pending_loads=1)
     first = asyncio.create_task(registry.ensure_loaded("m-a"))
     second = asyncio.create_task(registry.ensure_loaded("m-a"))  # joins the load already waiting
-    await asyncio.sleep(0.05)
+    await _until(lambda: loader.calls == ["m-a"], "the first load started")
     with pytest.raises(LoadQueueFullError, match="1 models are already waiting"):
         await registry.ensure_loaded("m-b")
     loader.gate.set()

@@ -45,21 +45,34 @@ def test_full_queue_answers_503_with_retry_after(fleet: Path, start_server: Star
 
 
 def test_sigterm_finishes_in_flight_requests(fleet: Path, start_server: StartServer) -> None:
-    server = start_server(
-        "--store", str(fleet), "--models", "m-a", "--preload", "--max-batch-size", "64", "--max-queue-delay-ms", "1500"
-    )
-    result: dict[str, int] = {}
+    # One request per batch, so requests queue behind each other and several are in flight at the signal.
+    server = start_server("--store", str(fleet), "--models", "m-a", "--preload", "--max-batch-size", "64")
+    answers: list[tuple[int, float]] = []
 
     def request() -> None:
-        with httpx.Client(base_url=server.url, timeout=30) as client:
-            result["status"] = client.post("/v2/models/m-a/infer", json=tensor_body()).status_code
+        try:
+            with httpx.Client(base_url=server.url, timeout=60) as client:
+                status = client.post("/v2/models/m-a/infer", json=tensor_body(rows=64)).status_code
+            answers.append((status, time.monotonic()))
+        except httpx.TransportError:  # not yet taken in by the server when it stopped accepting: allowed
+            pass
 
-    worker = threading.Thread(target=request)
-    worker.start()
-    time.sleep(0.4)  # the request is now waiting in the batch queue
+    workers = [threading.Thread(target=request) for _ in range(8)]
+    for worker in workers:
+        worker.start()
+    deadline = time.monotonic() + 30
+    in_flight = 0.0
+    while in_flight < 2:  # requests the server has taken in: each must still be answered
+        metrics = server.client.get("/metrics").text
+        in_flight = float(metrics.split("\nmodelpack_requests_in_flight ")[1].split()[0])
+        assert time.monotonic() < deadline, f"never two requests in flight: {answers}"
+    signalled = time.monotonic()
     server.proc.send_signal(signal.SIGTERM)
-    worker.join(30)
-    assert result == {"status": 200}
+    for worker in workers:
+        worker.join(60)
+    assert all(status == 200 for status, _ in answers), answers
+    after = [at for _, at in answers if at > signalled]
+    assert len(after) >= 1 and len(answers) >= in_flight, (in_flight, answers, signalled)
     # uvicorn re-raises the signal once shutdown is complete, so the exit status is "killed by SIGTERM".
     assert server.proc.wait(30) in (0, -signal.SIGTERM)
     assert "Application shutdown complete" in server.stop()

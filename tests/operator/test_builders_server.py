@@ -196,6 +196,15 @@ def test_replicas_follow_the_spec() -> None:
     assert _deployment(replicas=3)["spec"]["replicas"] == 3
 
 
+def test_a_stopping_server_keeps_serving_while_endpoints_drop_it_then_drains() -> None:
+    dep = _deployment()
+    assert _container(dep)["lifecycle"] == {"preStop": {"sleep": {"seconds": 5}}}
+    assert _pod(dep)["terminationGracePeriodSeconds"] == 35  # the pause, then 30 s for in-flight requests
+    assert dep["spec"]["strategy"]["rollingUpdate"] == {"maxUnavailable": 0, "maxSurge": 1}
+    none = _deployment(settings=ServerSettings(drain_seconds=0))
+    assert "lifecycle" not in _container(none) and _pod(none)["terminationGracePeriodSeconds"] == 30
+
+
 def test_hash_changes_with_the_spec_and_only_then() -> None:
     a, b = _deployment(), _deployment()
     c = _deployment(server={"image": "example.com/server:2"})

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import signal
 import time
+import urllib.request
 from collections.abc import Callable
 from typing import Any
 
@@ -16,6 +17,7 @@ from modelpack_operator import handlers
 from modelpack_operator import labels as L
 from modelpack_operator.kube import Kube
 from tests.cluster.controlplane import ControlPlane
+from tests.cluster.process import free_port
 from tests.operator.factories import pack_doc
 from tests.operator.harness import OperatorProcess, condition, events_for, get_status, wait_until
 
@@ -87,9 +89,10 @@ def test_a_pack_over_the_operators_limit_costs_nothing_and_says_so(
         ),
     )
     assert refused.returncode != 0 and "spec.models.count" in refused.stderr  # the API's own ceiling
-    op = start_operator({"MODELPACK_LIMITS_MAX_MODELS_PER_PACK": "1000"})
+    liveness = free_port()
+    op = start_operator({"MODELPACK_LIMITS_MAX_MODELS_PER_PACK": "1000"}, liveness_port=liveness)
     assert op.popen is not None
-    time.sleep(2)
+    wait_until(lambda: _answers(f"http://127.0.0.1:{liveness}/healthz"), "the operator's liveness endpoint", op=op)
     baseline = _rss_mib(op.popen.pid)
     # The most the API admits (no admission policy installed here): 100,000 models, 10 per server.
     _apply(crds, namespace, pack_doc(name="huge", namespace=namespace, models={"count": 100_000}, modelsPerServer=10))
@@ -123,3 +126,12 @@ def test_the_operator_stops_promptly_on_sigterm_in_the_middle_of_a_large_rollout
     took = time.monotonic() - started
     print(f"operator exited {took:.1f}s after SIGTERM with a 2,000-server rollout in flight")
     assert took < handlers.STOP_DEADLINE_SECONDS + 5
+
+
+def _answers(url: str) -> bool:
+    """Started up: kopf serves liveness once its startup handlers ran and the watches began."""
+    try:
+        with urllib.request.urlopen(url, timeout=2) as resp:
+            return bool(resp.status == 200)
+    except OSError:
+        return False

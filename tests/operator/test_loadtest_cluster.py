@@ -21,12 +21,12 @@ from model_server.fleet import build_fleet
 from modelpack_operator import labels as L
 from modelpack_operator.kube import Kube
 from tests.cluster.controlplane import ControlPlane
+from tests.model_server.conftest import TINY
 from tests.operator.factories import loadtest_doc, pack_doc
 from tests.operator.harness import OperatorProcess, condition, events_for, get_status, wait_until
 from tests.operator.local_pods import LocalProcess, report_pod_status, run_job_pod, run_server_deployment
 
 pytestmark = [pytest.mark.cluster, pytest.mark.slow]
-TINY = {"layers": 1, "hidden": 32, "heads": 2, "seq_len": 16, "vocab_size": 600}
 MODELS = ["m-0", "m-1", "m-2", "m-3"]
 PENDING_WORKERS = {"MODELPACK_WORKER_NODE_SELECTOR": json.dumps({"modelpack.dev/pool": "no-such-pool"})}
 SMALL = {"type": "x86", "resources": {"requests": {"cpu": "100m", "memory": "64Mi"}}}
@@ -41,7 +41,7 @@ PAYLOAD = {
 @pytest.fixture(scope="module")
 def store(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("store")
-    build_fleet(path, MODELS, **TINY)  # type: ignore[arg-type]
+    build_fleet(path, MODELS, TINY)
     return path
 
 

@@ -42,6 +42,8 @@ def test_each_group_reads_its_own_variables() -> None:
         ("MODELPACK_SERVER_CACHE_SIZE", "lots", "invalid quantity 'lots'"),
         ("MODELPACK_RECONCILE_RESYNC_SECONDS", "soon", "MODELPACK_RECONCILE_RESYNC_SECONDS='soon'"),
         ("MODELPACK_RECONCILE_ROUTE_TABLE_SHARD_BYTES", "100", "SHARD_BYTES=100: must be at least 256"),
+        ("MODELPACK_SERVER_DRAIN_SECONDS", "-1", "MODELPACK_SERVER_DRAIN_SECONDS=-1: must be from 0 to 300"),
+        ("MODELPACK_SERVER_DRAIN_SECONDS", "3600", "MODELPACK_SERVER_DRAIN_SECONDS=3600: must be from 0 to 300"),
     ],
 )
 def test_bad_values_are_refused_naming_the_variable(name: str, value: str, message: str) -> None:

@@ -27,6 +27,7 @@ from tests.cluster.modelpack_images import app_image
 from tests.cluster.realcluster import RealCluster
 from tests.cluster.realnode import NODE_NAME
 from tests.cluster.wait import wait_for
+from tests.model_server.conftest import TINY
 
 pytestmark = [pytest.mark.cluster, pytest.mark.realnode, pytest.mark.slow]
 ROOT = Path(__file__).resolve().parents[2]
@@ -34,7 +35,6 @@ CHART = ROOT / "helm" / "modelpack"
 RELEASE, RELEASE_NS = "mp", "modelpack-system"
 MODELS = [f"bert-{i:03d}" for i in range(24)]
 PER_SERVER = 8
-TINY = {"layers": 1, "hidden": 32, "heads": 2, "seq_len": 16, "vocab_size": 600}
 PAYLOAD = {
     "mode": "given",
     "request": {"inputs": [{"name": "text", "datatype": "BYTES", "shape": [1], "data": ["a short request"]}]},
@@ -87,7 +87,7 @@ def store(real_cluster: RealCluster) -> Path:
     """24 distinct tiny BERTs in a directory on the node's filesystem, readable by the servers' uid."""
     path = real_cluster.network.state_dir / "store"
     started = time.monotonic()
-    build_fleet(path, MODELS, **TINY)  # type: ignore[arg-type]
+    build_fleet(path, MODELS, TINY)
     for root, _dirs, files in os.walk(path):
         os.chmod(root, 0o755)
         for f in files:

@@ -95,6 +95,10 @@ def _container(pack: ModelPack, server: Server, settings: ServerSettings) -> dic
         "startupProbe": _probe("/v2/health/live", 5, max(1, settings.startup_seconds // 5)),
         "livenessProbe": _probe("/v2/health/live", 10, 3),
         "readinessProbe": _probe("/v2/health/ready", 5, 2),
+        # The sleep action needs no binary in the image (Kubernetes 1.30+, on by default).
+        **(
+            {"lifecycle": {"preStop": {"sleep": {"seconds": settings.drain_seconds}}}} if settings.drain_seconds else {}
+        ),
         # A crashing server's last log line (e.g. "store unavailable: ...") becomes the pod's termination
         # message, which the operator reads to say why the pack is Degraded.
         "terminationMessagePolicy": "FallbackToLogsOnError",
@@ -134,7 +138,8 @@ def _pod_spec(pack: ModelPack, server: Server, settings: ServerSettings) -> dict
             ),
             *access.volumes,
         ],
-        "terminationGracePeriodSeconds": 30,
+        # The preStop pause counts against the grace period: in-flight requests still get their 30 s after it.
+        "terminationGracePeriodSeconds": settings.drain_seconds + 30,
     }
     tolerations = scheduling.tolerations(compute)
     if tolerations:
