@@ -238,3 +238,11 @@ def test_promtool_accepts_the_rules_file_and_the_rendered_prometheus_rule(
     broken.write_text(yaml.safe_dump({"groups": [{"name": "x", "rules": [{"record": "a:b", "expr": "sum(("}]}]}))
     proc = subprocess.run([str(prom_bins.promtool), "check", "rules", str(broken)], capture_output=True, text=True)
     assert proc.returncode != 0 and "parse error" in proc.stdout + proc.stderr
+
+
+def test_promtool_unit_tests_of_the_slo_rules_pass(prom_bins: PrometheusBinaries) -> None:
+    """Synthetic series with known answers (fixtures/rules_test.yaml), a pack without 5xx records 0, not nothing."""
+    suite = Path(__file__).with_name("fixtures") / "rules_test.yaml"
+    proc = subprocess.run([str(prom_bins.promtool), "test", "rules", str(suite)], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "SUCCESS" in proc.stdout
