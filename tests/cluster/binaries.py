@@ -297,7 +297,7 @@ def ensure_prometheus() -> PrometheusBinaries:
 
 if __name__ == "__main__":
     started = time.monotonic()
-    for bins in (ensure_binaries(), ensure_node_binaries()):
+    for bins in (ensure_binaries(), ensure_node_binaries(), ensure_prometheus()):
         for field, path in vars(bins).items():
             print(f"{field}: {path}")
     print(f"total: {time.monotonic() - started:.1f}s")
