@@ -228,10 +228,39 @@ def render(model: type[ApiModel]) -> str:
     return HEADER + yaml.safe_dump(crd(model), sort_keys=False, width=120)
 
 
+CHART_CRD_DIR = Path("helm") / "modelpack" / "templates" / "crds"
+
+
+def chart_template(model: type[ApiModel]) -> str:
+    """The chart's copy of a CRD: a template, not a file in ``crds/``, because Helm installs ``crds/`` once and
+    never upgrades it. ``crds.install`` renders it at all; ``crds.keep`` adds ``helm.sh/resource-policy: keep``
+    so ``helm uninstall`` (or turning ``crds.install`` off) never deletes the CRD and with it every pack.
+    Only the metadata is template text; apiVersion, kind and spec are the same dump as ``crds/``."""
+    doc = crd(model)
+    labels = "".join(f"    {k}: {v}\n" for k, v in doc["metadata"]["labels"].items())
+    head = yaml.safe_dump({"apiVersion": doc["apiVersion"], "kind": doc["kind"]}, sort_keys=False)
+    return (
+        HEADER
+        + "{{- if .Values.crds.install }}\n"
+        + head
+        + "metadata:\n"
+        + f"  name: {doc['metadata']['name']}\n"
+        + "  labels:\n"
+        + labels
+        + '    {{- include "modelpack.crdLabels" . | nindent 4 }}\n'
+        + "  {{- if .Values.crds.keep }}\n"
+        + "  annotations:\n"
+        + "    helm.sh/resource-policy: keep\n"
+        + "  {{- end }}\n"
+        + yaml.safe_dump({"spec": doc["spec"]}, sort_keys=False, width=120)
+        + "{{- end }}\n"
+    )
+
+
 def expected_files(repo_root: Path) -> dict[Path, str]:
-    """Every generated CRD file (crds/ and the chart's copy) and its content."""
+    """Every generated CRD file (crds/ for kubectl, the chart's templated copy) and its content."""
     out = {}
-    for target in (repo_root / "crds", repo_root / "helm" / "modelpack" / "crds"):
-        for model, name in CRD_FILES.items():
-            out[target / name] = render(model)
+    for model, name in CRD_FILES.items():
+        out[repo_root / "crds" / name] = render(model)
+        out[repo_root / CHART_CRD_DIR / name] = chart_template(model)
     return out

@@ -12,7 +12,7 @@ import yaml
 
 from tests.api.corpus import CASES
 from tests.api.test_apiserver import crds  # noqa: F401  (fixture)
-from tests.operator.test_helm_chart import of_kind, render
+from tests.helm.helmcli import of_kind, render
 
 pytestmark = pytest.mark.cluster
 

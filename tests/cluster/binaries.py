@@ -26,6 +26,10 @@ KWOK_VERSION = "v0.7.0"
 HELM_VERSION = "v3.19.5"
 
 COREDNS_VERSION = "v1.14.7"
+# Prometheus's Go module numbers its 3.x releases v0.3xx.0. Its own cache entry: the monitoring tests need it,
+# the control plane does not, so adding or bumping it never rebuilds the control plane's entries.
+PROMETHEUS_VERSION = "v0.316.0"
+PROMETHEUS_COMMANDS = ("prometheus", "promtool")
 
 KUBE_COMMANDS = ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl")
 # The real node's binaries: a separate cache entry, so adding them never invalidates (and rebuilds) the control
@@ -213,6 +217,21 @@ def ensure_argocd_lua() -> Path:
     return _ensure("argocd-lua", version, ("argocd-lua",), _build_argocd_lua) / "argocd-lua"
 
 
+def _build_prometheus(dest: Path, version: str) -> None:
+    """prometheus and promtool from github.com/prometheus/prometheus; without the ``builtinassets`` tag the web UI
+    is absent (its assets are an npm build), which the tests never use: they talk to the HTTP API."""
+    work = cache_root().parent / "build" / f"prometheus-{version}"
+    module = "github.com/prometheus/prometheus"
+    commands = [f"{module}/cmd/{cmd}" for cmd in PROMETHEUS_COMMANDS]
+    _wrapper_module(work, "modelpack.dev/build/prometheus", {module: version}, {}, commands)
+    _go(["mod", "tidy"], cwd=work)
+    for cmd in PROMETHEUS_COMMANDS:
+        started = time.monotonic()
+        _log(f"go build {cmd} (first build takes minutes)")
+        _go(["build", "-trimpath", "-ldflags", "-s -w", "-o", str(dest / cmd), f"{module}/cmd/{cmd}"], cwd=work)
+        _log(f"built {cmd} in {time.monotonic() - started:.0f}s")
+
+
 def source_version(path: Path) -> str:
     """A cache version for a binary built from a file here: a change to the source is a new entry."""
     return "src-" + hashlib.sha256(path.read_bytes()).hexdigest()[:12]
@@ -284,9 +303,23 @@ def ensure_node_binaries() -> NodeBinaries:
     )
 
 
+@dataclass(frozen=True)
+class PrometheusBinaries:
+    """The Prometheus server and promtool, for the chart's dashboard and rules (tests/monitoring)."""
+
+    prometheus: Path
+    promtool: Path
+
+
+def ensure_prometheus() -> PrometheusBinaries:
+    """Return prometheus and promtool, building them if the cache lacks them."""
+    prom = _ensure("prometheus", PROMETHEUS_VERSION, PROMETHEUS_COMMANDS, _build_prometheus)
+    return PrometheusBinaries(prometheus=prom / "prometheus", promtool=prom / "promtool")
+
+
 if __name__ == "__main__":
     started = time.monotonic()
-    for bins in (ensure_binaries(), ensure_node_binaries()):
+    for bins in (ensure_binaries(), ensure_node_binaries(), ensure_prometheus()):
         for field, path in vars(bins).items():
             print(f"{field}: {path}")
     print(f"argocd_lua: {ensure_argocd_lua()}")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -15,33 +14,10 @@ from modelpack.pricing import default_price_table, from_configmap
 from modelpack_operator.builders.rbac import OPERATOR_RULES, WORKER_RULES
 from modelpack_operator.kube import PLURALS, Kube
 from modelpack_operator.settings import OperatorSettings
-from tests.cluster.binaries import ensure_binaries
 from tests.cluster.controlplane import ControlPlane
+from tests.helm.helmcli import CHART, KUBE_VERSION, helm, of_kind, render
 from tests.operator.factories import loadtest_doc, pack_doc
-from tests.operator.harness import ROOT, OperatorProcess, condition, get_status, wait_until
-
-CHART = ROOT / "helm" / "modelpack"
-KUBE_VERSION = "1.34.0"  # helm built from source reports v1.20 without a cluster; the chart needs >= 1.29
-
-
-def helm(*args: str, kubeconfig: Path | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
-    env = {"PATH": "/usr/bin:/bin", "HOME": "/tmp", "HELM_CACHE_HOME": "/tmp/helm-cache"}
-    if kubeconfig:
-        env["KUBECONFIG"] = str(kubeconfig)
-    proc = subprocess.run([str(ensure_binaries().helm), *args], capture_output=True, text=True, env=env, timeout=120)
-    if check and proc.returncode != 0:
-        raise AssertionError(f"helm {' '.join(args)} failed:\n{proc.stdout}\n{proc.stderr}")
-    return proc
-
-
-def render(*sets: str, namespace: str = "mp") -> list[dict[str, Any]]:
-    flags = [f"--set={s}" for s in sets]
-    out = helm("template", "rel", str(CHART), "--namespace", namespace, "--kube-version", KUBE_VERSION, *flags).stdout
-    return [d for d in yaml.safe_load_all(out) if d]
-
-
-def of_kind(docs: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
-    return [d for d in docs if d["kind"] == kind]
+from tests.operator.harness import OperatorProcess, condition, get_status, wait_until
 
 
 def operator_container(docs: list[dict[str, Any]]) -> dict[str, Any]:
@@ -63,7 +39,8 @@ def test_default_render_is_cluster_scoped_with_operator_and_worker_identities() 
     kinds = sorted(d["kind"] for d in docs)
     expected = ["ClusterRole", "ClusterRoleBinding", "Deployment", "Role", "RoleBinding", "Service"]
     policy = ["ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding"]
-    assert kinds == sorted([*expected, *policy, "ServiceAccount", "ServiceAccount"])
+    crds = ["CustomResourceDefinition", "CustomResourceDefinition"]
+    assert kinds == sorted([*expected, *policy, *crds, "ServiceAccount", "ServiceAccount"])
     container = operator_container(docs)
     assert "--all-namespaces" in container["args"]
     assert container["securityContext"]["readOnlyRootFilesystem"] is True
@@ -198,6 +175,7 @@ def test_helm_install_runs_and_its_rbac_is_enough_for_the_operator(
         namespace,
         "--set=rbac.scope=namespace",
         "--set=worker.startDelaySeconds=1",
+        "--set=crds.install=false",  # the session plane's CRDs, applied by the `crds` fixture
         "--wait",
         "--timeout=90s",
         kubeconfig=crds.kubeconfig,
@@ -263,7 +241,9 @@ def test_service_monitor_and_metrics_service_select_the_operator_pod() -> None:
 @pytest.mark.cluster
 def test_cluster_scope_install_grants_cluster_reads_but_no_secrets(crds: ControlPlane, namespace: str) -> None:
     release = f"cl{namespace[-6:]}"
-    helm("install", release, str(CHART), "--namespace", namespace, kubeconfig=crds.kubeconfig)
+    helm(
+        "install", release, str(CHART), "--namespace", namespace, "--set=crds.install=false", kubeconfig=crds.kubeconfig
+    )
     try:
         who = f"--as=system:serviceaccount:{namespace}:{release}-modelpack-operator"
 

@@ -49,3 +49,8 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- fail "replicas must be 1: the operator runs standalone (no leader election)" -}}
 {{- end -}}
 {{- end -}}
+
+{{- define "modelpack.crdLabels" -}}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
+{{- end -}}
