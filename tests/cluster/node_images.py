@@ -126,7 +126,14 @@ def prune(spec: ImageSpec, archive: Path) -> None:
     for old in prune_archives([archive]):
         _log(f"removed {old.name}")
     names = buildah("images", "--format", "{{.Name}}:{{.Tag}}").split()
-    stale = [ref for ref in names if ref.rsplit(":", 1)[0] == spec.name and ref != spec.ref()]
+    # A tag whose archive is still cached is another platform's current build (the arm64 base next to the amd64
+    # one, possibly in use by a build running now): only tags no archive holds are older trees'.
+    short = spec.name.rsplit("/", 1)[-1]
+    current = {a.stem.rsplit("-", 1)[1] for a in images_dir().glob(f"{short}-*.tar")}
+    stale = [
+        ref for ref in names
+        if ref.rsplit(":", 1)[0] == spec.name and ref != spec.ref() and ref.rsplit(":", 1)[1] not in current
+    ]  # fmt: skip
     if stale:
         buildah("rmi", *stale)
 

@@ -167,8 +167,42 @@ def test_pod_failures_say_why_servers_do_not_start() -> None:
     assert failures[1] == PodFailure(
         'pod p-s0001-abc: ImagePullBackOff: Back-off pulling image "srv:typo"', False, "ImagePullFailed"
     )
-    assert failures[2] == PodFailure("pod p-s0002-abc: Error, exit 137: OOMKilled", False, "OOMKilled")
+    assert failures[2].reason == "OOMKilled" and failures[2].message.startswith("pod p-s0002-abc: OOMKilled, exit 137:")
     assert set(failures) == {0, 1, 2}
+
+
+def test_an_oom_killed_server_in_a_crash_loop_names_its_limit_and_what_raises_it() -> None:
+    """What the kubelet reports for a server whose memory limit is too small: OOMKilled, then back-off."""
+    pod = _pod(
+        0,
+        restartCount=3,
+        state={"waiting": {"reason": "CrashLoopBackOff", "message": "back-off 40s restarting failed container"}},
+        lastState={"terminated": {"exitCode": 137, "reason": "OOMKilled"}},
+    )
+    pod["spec"] = {"containers": [{"name": "server", "resources": {"limits": {"memory": "96Mi"}}}]}
+    failure = pod_failures([pod])[0]
+    assert failure == PodFailure(
+        "pod p-s0000-abc: OOMKilled, exit 137 (restarted 3 times): the server used more than its memory limit "
+        "96Mi; raise spec.server.memoryBudget, or spec.compute.resources.limits.memory if the pack sets it",
+        False,
+        "OOMKilled",
+    )
+    # OOMKilled outranks a plain crash elsewhere in the pack: the Degraded reason says what to fix first.
+    crash = _pod(1, restartCount=1, lastState={"terminated": {"exitCode": 1, "message": "Traceback\nValueError: x"}})
+    crashed = pod_failures([crash])[1]
+    assert crashed == PodFailure("pod p-s0001-abc: Error, exit 1: ValueError: x (restarted 1 time)", False, "CrashLoop")
+    placement = place(["a", "b", "c", "d"], 2)
+    health = {
+        0: ServerHealth(False, False, failure.message, reason=failure.reason),
+        1: ServerHealth(False, False, crashed.message, reason=crashed.reason),
+    }
+    status = compute_status(PackObservation(1, placement, health, 1, "p-routes", None, {}), now=T0)
+    conds = {c["type"]: c for c in status["conditions"]}
+    assert status["phase"] == "Degraded"
+    assert conds["Degraded"]["reason"] == "OOMKilled"
+    assert conds["Degraded"]["message"].startswith("pod p-s0000-abc: OOMKilled, exit 137")
+    assert "ValueError: x" in conds["Degraded"]["message"]
+    assert conds["Ready"]["status"] == "False" and conds["Progressing"]["reason"] == "OOMKilled"
 
 
 def test_an_unschedulable_pod_carries_the_schedulers_message() -> None:

@@ -130,37 +130,59 @@ def pod_failures(pods: Iterable[Mapping[str, Any]]) -> dict[int, PodFailure]:
         for cs in (pod.get("status") or {}).get("containerStatuses") or []:
             if cs.get("ready"):
                 continue
-            waiting = (cs.get("state") or {}).get("waiting") or {}
-            terminated = (cs.get("state") or {}).get("terminated") or (cs.get("lastState") or {}).get("terminated")
-            reason = waiting.get("reason")
-            if terminated and terminated.get("exitCode", 0) != 0:
-                lines = [ln for ln in str(terminated.get("message") or "").splitlines() if ln.strip()]
-                why = lines[-1].strip() if lines else terminated.get("reason") or "no message"
-                code = int(terminated["exitCode"])
-                message = f"pod {meta.get('name')}: {reason or 'Error'}, exit {code}: {why}"
-                store = code == STORE_UNAVAILABLE_EXIT
-                kind = (
-                    "StoreUnavailable"
-                    if store
-                    else "OOMKilled"
-                    if terminated.get("reason") == "OOMKilled"
-                    else "CrashLoop"
-                )
-                out[int(index)] = PodFailure(message[:300], store, kind)
-                break
-            if reason in WAITING_FAILURES:
-                detail = waiting.get("message") or ""
-                kind = (
-                    "ImagePullFailed"
-                    if reason in IMAGE_FAILURES
-                    else "CrashLoop"
-                    if reason == "CrashLoopBackOff"
-                    else "ContainerConfigError"
-                )
-                message = f"pod {meta.get('name')}: {reason}: {detail}"[:300].rstrip(": ")
-                out[int(index)] = PodFailure(message, False, kind)
+            failure = container_failure(pod, cs)
+            if failure is not None:
+                out[int(index)] = failure
                 break
     return out
+
+
+def container_failure(pod: Mapping[str, Any], cs: Mapping[str, Any]) -> PodFailure | None:
+    """Why one not-ready container of a server pod fails, or None while it may still start by itself.
+
+    An OOM kill names the memory limit it hit and what raises it: the limit is the pod's, the knob the pack's.
+    A restart count says the kubelet already tried (a crash loop, not one unlucky start).
+    """
+    name = (pod.get("metadata") or {}).get("name")
+    waiting = (cs.get("state") or {}).get("waiting") or {}
+    terminated = (cs.get("state") or {}).get("terminated") or (cs.get("lastState") or {}).get("terminated")
+    reason = waiting.get("reason")
+    restarts = int(cs.get("restartCount") or 0)
+    restarted = f" (restarted {restarts} time{'s' if restarts != 1 else ''})" if restarts else ""
+    if terminated and terminated.get("exitCode", 0) != 0:
+        code = int(terminated["exitCode"])
+        if terminated.get("reason") == "OOMKilled":
+            limit = _memory_limit(pod, str(cs.get("name")))
+            at = f"its memory limit {limit}" if limit else "its memory limit"
+            message = (
+                f"pod {name}: OOMKilled, exit {code}{restarted}: the server used more than {at}; raise "
+                "spec.server.memoryBudget, or spec.compute.resources.limits.memory if the pack sets it"
+            )
+            return PodFailure(message[:300], False, "OOMKilled")
+        lines = [ln for ln in str(terminated.get("message") or "").splitlines() if ln.strip()]
+        why = lines[-1].strip() if lines else terminated.get("reason") or "no message"
+        store = code == STORE_UNAVAILABLE_EXIT
+        message = f"pod {name}: {reason or 'Error'}, exit {code}: {why}"[: 300 - len(restarted)] + restarted
+        return PodFailure(message, store, "StoreUnavailable" if store else "CrashLoop")
+    if reason in WAITING_FAILURES:
+        detail = waiting.get("message") or ""
+        kind = (
+            "ImagePullFailed"
+            if reason in IMAGE_FAILURES
+            else "CrashLoop"
+            if reason == "CrashLoopBackOff"
+            else "ContainerConfigError"
+        )
+        return PodFailure(f"pod {name}: {reason}: {detail}"[:300].rstrip(": "), False, kind)
+    return None
+
+
+def _memory_limit(pod: Mapping[str, Any], container: str) -> str | None:
+    for spec in (pod.get("spec") or {}).get("containers") or []:
+        if spec.get("name") == container:
+            limit = ((spec.get("resources") or {}).get("limits") or {}).get("memory")
+            return None if limit is None else str(limit)
+    return None
 
 
 @dataclass(frozen=True)
