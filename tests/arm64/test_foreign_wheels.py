@@ -25,7 +25,7 @@ def test_arm64_from_x86_takes_binary_wheels_for_the_bases_python_and_glibc() -> 
 def test_sdist_only_requirements_are_split_off_with_their_dependencies() -> None:
     wheels, sdists = split_sdist_only(("torch>=2.3", "hdrhistogram>=0.10.3", "rich>=13.7"))
     assert sdists == ("hdrhistogram>=0.10.3",)
-    assert wheels == ("torch>=2.3", "rich>=13.7", "pbr", "setuptools")
+    assert wheels == ("torch>=2.3", "rich>=13.7", "pbr", "setuptools", "wheel")
 
 
 def test_each_architecture_has_its_own_wheelhouse() -> None:

@@ -21,7 +21,7 @@ BASE_GLIBC_MINOR = 36
 # Dependencies PyPI has only as an sdist for linux/aarch64 (checked against PyPI's file list for the pinned
 # versions), with what they need, at run time or to build, that pip then no longer finds through them; built by
 # build_sdists().
-SDIST_ONLY: dict[str, tuple[str, ...]] = {"hdrhistogram": ("pbr", "setuptools")}
+SDIST_ONLY: dict[str, tuple[str, ...]] = {"hdrhistogram": ("pbr", "setuptools", "wheel")}
 BUILD_PACKAGES = ("gcc", "libc6-dev", "python3-dev")
 _MACHINES = {"x86_64": "linux/amd64", "aarch64": "linux/arm64", "arm64": "linux/arm64"}
 
@@ -79,8 +79,12 @@ def build_sdists(base_ref: str, sdists: list[Path], wheelhouse: Path) -> list[Pa
         buildah(*run, "sh", "-c", "apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "
                 f"--no-install-recommends {' '.join(BUILD_PACKAGES)} >/dev/null")  # fmt: skip
         names = " ".join(f"/sdists/{p.name}" for p in sdists)
-        buildah(*run, "sh", "-c", "python -m venv /tmp/b && /tmp/b/bin/pip wheel -q --no-index --find-links "
-                f"/wheelhouse --no-deps -w /wheelhouse {names}")  # fmt: skip
+        deps = " ".join(sorted({d for p in sdists for d in SDIST_ONLY[p.name.split("-")[0].lower()]}))
+        # No build isolation, and PIP_* in the environment: a legacy setup.py's setup_requires (hdrhistogram's
+        # pbr) is fetched by a nested pip that sees neither command-line flag, and no index is reachable here.
+        offline = "PIP_NO_INDEX=1 PIP_FIND_LINKS=/wheelhouse PIP_DISABLE_PIP_VERSION_CHECK=1"
+        buildah(*run, "sh", "-c", f"python -m venv /tmp/b && {offline} /tmp/b/bin/pip install -q wheel {deps} && "
+                f"{offline} /tmp/b/bin/pip wheel -q --no-build-isolation --no-deps -w /wheelhouse {names}")  # fmt: skip
     finally:
         buildah("rm", container)
     built = [w for p in sdists for w in wheelhouse.glob(f"{p.name.split('-')[0]}-*.whl")]

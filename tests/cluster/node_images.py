@@ -127,8 +127,19 @@ def prune(spec: ImageSpec, archive: Path) -> None:
         _log(f"removed {old.name}")
     names = buildah("images", "--format", "{{.Name}}:{{.Tag}}").split()
     stale = [ref for ref in names if ref.rsplit(":", 1)[0] == spec.name and ref != spec.ref()]
+    # Another platform's build of the same name (the amd64 and arm64 server images) is not an older tree's.
+    arch = spec.platform.split("/")[1]
+    stale = [ref for ref in stale if image_arch(ref) in (arch, "")]
     if stale:
         buildah("rmi", *stale)
+
+
+def image_arch(ref: str) -> str:
+    """The architecture recorded in an image's config (``amd64``, ``arm64``); empty if buildah cannot tell."""
+    try:
+        return buildah("inspect", "--type", "image", "--format", "{{.OCIv1.Architecture}}", ref).strip()
+    except ImageBuildError:
+        return ""
 
 
 def scratch_image(name: str, binaries: Iterable[Path], entrypoint: str, user: str = "65532:65532") -> ImageSpec:
