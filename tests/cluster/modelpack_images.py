@@ -12,6 +12,9 @@ buildah on a Debian base made here.
   from a local wheelhouse (``--build-context wheelhouse=DIR``), filled once by ``pip download`` from PyPI
   with the test venv's own pins (``hack/constraints.txt``). PyPI's x86_64 torch depends on the CUDA
   libraries, which is why the x86 server image is gigabytes; see docs/testing.md for the sizes.
+- arm64 (Graviton): the same base, wheelhouse and Dockerfile for ``platform="linux/arm64"``, run under
+  qemu-user-static (``hack/binfmt-arm64.sh``); the wheelhouse is ``wheelhouse-arm64``, fetched with pip's
+  foreign-platform options (``tests/cluster/foreign_wheels.py``), and ``tests/arm64`` runs the image.
 - Tags are content hashes of what goes into an image (``node_images.ImageSpec.tag``), so an unchanged tree
   reuses the cached archive without starting buildah.
 """
