@@ -96,6 +96,12 @@ def main() -> None:
             report["response"] = _post(f"{base}/v2/models/{MODEL}/infer", body)
             latencies.append(round((time.monotonic() - began) * 1000, 1))
         report["latency_ms"] = latencies
+        tensors = {"inputs": [
+            {"name": "input_ids", "datatype": "INT64", "shape": [1, len(enc.ids)], "data": enc.ids},
+            {"name": "attention_mask", "datatype": "INT64", "shape": [1, len(enc.ids)], "data": enc.attention_mask},
+        ]}  # fmt: skip
+        report["tensor_response"] = _post(f"{base}/v2/models/{MODEL}/infer", tensors)
+        report["ids"], report["mask"] = enc.ids, enc.attention_mask
         report["server_meta"] = _get(f"{base}/v2")
     finally:
         proc.terminate()
