@@ -74,6 +74,9 @@ def test_arm64_image_traces_a_bert_and_answers_a_v2_request(arm64_server: str, t
     report = run_in_image(arm64_server, tmp_path)
     print(f"[arm64] torch {report['torch']} build {report['build_s']}s ready {report['ready_s']}s "
           f"latency_ms {report['latency_ms']}")  # fmt: skip
+    tensor_out = report["tensor_response"]["outputs"][0]["data"]
+    print(f"[arm64] text {report['response']['outputs'][0]['data']} tensor {tensor_out} torch {report['torch_logits']}"
+          f" ids {report['ids']} mask {report['mask']}")  # fmt: skip
     assert report["machine"] == report["uname_m"] == "aarch64"
     assert report["built"] == ["graviton-bert"]
     assert report["config"]["platform"] == "torchscript"
