@@ -4,7 +4,8 @@
 # - headless Chromium renders the HTML report in a test; openssl issues the test control plane's certificates;
 # - the real node (tests/cluster/realnode.py): containerd + runc run the pods, the CNI plugins wire them into a
 #   bridge, iptables + conntrack are kube-proxy's data path, buildah builds the images from the Dockerfiles,
-#   debootstrap makes their Debian base, qemu-user-static runs the arm64 build of the server image, busybox-static
+#   debootstrap makes their Debian base, qemu-user-static runs the arm64 build of the server image
+#   (registered with binfmt_misc by hack/binfmt-arm64.sh), busybox-static
 #   is the probe pods' image.
 set -euo pipefail
 missing=()
@@ -31,4 +32,6 @@ if [ ${#missing[@]} -gt 0 ]; then
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
+# The arm64 image build and its test run aarch64 binaries under qemu: register the interpreter (idempotent).
+"$(dirname "$0")/binfmt-arm64.sh"
 command -v go >/dev/null 2>&1 || { echo "[system-deps] Go >= 1.24 is required to build the test control plane" >&2; exit 1; }

@@ -12,6 +12,9 @@ buildah on a Debian base made here.
   from a local wheelhouse (``--build-context wheelhouse=DIR``), filled once by ``pip download`` from PyPI
   with the test venv's own pins (``hack/constraints.txt``). PyPI's x86_64 torch depends on the CUDA
   libraries, which is why the x86 server image is gigabytes; see docs/testing.md for the sizes.
+- arm64 (Graviton): the same base, wheelhouse and Dockerfile for ``platform="linux/arm64"``, run under
+  qemu-user-static (``hack/binfmt-arm64.sh``); the wheelhouse is ``wheelhouse-arm64``, fetched with pip's
+  foreign-platform options (``tests/cluster/foreign_wheels.py``), and ``tests/arm64`` runs the image.
 - Tags are content hashes of what goes into an image (``node_images.ImageSpec.tag``), so an unchanged tree
   reuses the cached archive without starting buildah.
 """
@@ -30,6 +33,7 @@ import time
 import tomllib
 from pathlib import Path
 
+from tests.cluster.foreign_wheels import build_sdists, download_sdists, pip_target_args, split_sdist_only
 from tests.cluster.node_images import ImageBuildError, ImageSpec, build, buildah, images_dir
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -148,8 +152,10 @@ def build_secrets() -> dict[str, Path]:
     return {"pip.conf": pip_conf, "ca-bundle": host_ca_bundle()}
 
 
-def wheelhouse_dir() -> Path:
-    return images_dir().parent / "wheelhouse"
+def wheelhouse_dir(platform: str = "linux/amd64") -> Path:
+    """``~/.cache/modelpack/wheelhouse`` for amd64 (the name it always had), ``wheelhouse-<arch>`` for the others."""
+    root = images_dir().parent / "wheelhouse"
+    return root if platform == "linux/amd64" else root.with_name(f"{root.name}-{_arch(platform)}")
 
 
 def server_requirements(pyproject: Path = ROOT / "pyproject.toml") -> tuple[str, ...]:
@@ -162,13 +168,14 @@ def server_requirements(pyproject: Path = ROOT / "pyproject.toml") -> tuple[str,
     )
 
 
-def ensure_wheelhouse(requirements: tuple[str, ...] | None = None) -> Path:
-    """The server image's dependencies as wheels, at the test venv's pinned versions (``hack/constraints.txt``),
-    downloaded once from PyPI; the image build then installs from it with ``--no-index``."""
+def ensure_wheelhouse(requirements: tuple[str, ...] | None = None, platform: str = "linux/amd64") -> Path:
+    """The server image's dependencies as wheels for ``platform``, at the test venv's pinned versions
+    (``hack/constraints.txt``), downloaded once from PyPI; the image build then installs from it with ``--no-index``."""
     requirements = requirements or server_requirements()
-    dest = wheelhouse_dir()
+    dest = wheelhouse_dir(platform)
     stamp = dest / ".complete"
-    want = "\n".join(requirements) + "\n" + (ROOT / "hack" / "constraints.txt").read_text()
+    target = pip_target_args(platform)
+    want = "\n".join([*requirements, *target]) + "\n" + (ROOT / "hack" / "constraints.txt").read_text()
     if stamp.exists() and stamp.read_text() == want:
         return dest
     tmp = dest.with_name(dest.name + ".partial")
@@ -176,17 +183,27 @@ def ensure_wheelhouse(requirements: tuple[str, ...] | None = None) -> Path:
         dest.rename(tmp)  # pip skips the wheels it already has
     tmp.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
-    _log(f"pip download {len(requirements)} requirements (with hack/constraints.txt) into {dest}")
-    argv = [sys.executable, "-m", "pip", "download", "-q", "-c", str(ROOT / "hack" / "constraints.txt"), "-d",
-            str(tmp), *requirements]  # fmt: skip
+    wheels, sdists = split_sdist_only(requirements) if target else (requirements, ())
+    constraints = ROOT / "hack" / "constraints.txt"
+    _log(f"pip download {len(requirements)} requirements for {platform} (with hack/constraints.txt) into {dest}")
+    argv = [sys.executable, "-m", "pip", "download", "-q", "-c", str(constraints), "-d", str(tmp), *target,
+            *wheels]  # fmt: skip
     proc = subprocess.run(argv, capture_output=True, text=True, check=False)
     if proc.returncode != 0:
-        raise ImageBuildError(f"pip download for the wheelhouse failed:\n{proc.stderr[-3000:]}")
+        raise ImageBuildError(f"pip download for the {platform} wheelhouse failed:\n{proc.stderr[-3000:]}")
+    if sdists:
+        sdist_dir = tmp.with_name(tmp.name + "-sdists")
+        try:
+            found = download_sdists(sdists, constraints, sdist_dir, sys.executable)
+            _log(f"building {', '.join(p.name for p in found)} for {platform} in its base image (emulated)")
+            build_sdists(ensure_in_store(base_image(platform)), found, tmp)
+        finally:
+            shutil.rmtree(sdist_dir, ignore_errors=True)
     (tmp / ".complete").write_text(want)
     shutil.rmtree(dest, ignore_errors=True)
     tmp.rename(dest)
     size = sum(p.stat().st_size for p in dest.iterdir()) >> 20
-    _log(f"wheelhouse ready in {time.monotonic() - started:.0f}s: {size} MiB")
+    _log(f"{platform} wheelhouse ready in {time.monotonic() - started:.0f}s: {size} MiB")
     return dest
 
 
@@ -216,7 +233,7 @@ def app_image(kind: str, platform: str = "linux/amd64") -> ImageSpec:
     """The server (``kind="server"``) or operator image from its Dockerfile, on the local Debian base."""
     base = ensure_in_store(base_image(platform))
     name = {"server": SERVER_NAME, "operator": OPERATOR_NAME}[kind]
-    wheelhouse = ensure_wheelhouse() if kind == "server" else None
+    wheelhouse = ensure_wheelhouse(platform=platform) if kind == "server" else None
     listing = "" if wheelhouse is None else "\n".join(sorted(p.name for p in wheelhouse.glob("*.whl")))
     return ImageSpec(
         name=name,

@@ -127,15 +127,26 @@ def prune(spec: ImageSpec, archive: Path) -> None:
         _log(f"removed {old.name}")
     names = buildah("images", "--format", "{{.Name}}:{{.Tag}}").split()
     # A tag whose archive is still cached is another platform's current build (the arm64 base next to the amd64
-    # one, possibly in use by a build running now): only tags no archive holds are older trees'.
+    # one, possibly in use by a build running now), and another platform's build of the same name (the amd64 and
+    # arm64 server images) is not an older tree's: only this platform's tags no archive holds are removed.
     short = spec.name.rsplit("/", 1)[-1]
     current = {a.stem.rsplit("-", 1)[1] for a in images_dir().glob(f"{short}-*.tar")}
+    arch = spec.platform.split("/")[1]
     stale = [
         ref for ref in names
         if ref.rsplit(":", 1)[0] == spec.name and ref != spec.ref() and ref.rsplit(":", 1)[1] not in current
+        and image_arch(ref) in (arch, "")
     ]  # fmt: skip
     if stale:
         buildah("rmi", *stale)
+
+
+def image_arch(ref: str) -> str:
+    """The architecture recorded in an image's config (``amd64``, ``arm64``); empty if buildah cannot tell."""
+    try:
+        return buildah("inspect", "--type", "image", "--format", "{{.OCIv1.Architecture}}", ref).strip()
+    except ImageBuildError:
+        return ""
 
 
 def scratch_image(name: str, binaries: Iterable[Path], entrypoint: str, user: str = "65532:65532") -> ImageSpec:
