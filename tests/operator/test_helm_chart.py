@@ -125,9 +125,9 @@ def test_namespace_scope_has_no_cluster_objects_and_watches_only_its_namespaces(
     assert OperatorSettings.from_env(chart_env(docs)).worker.manage_rbac is False
 
 
-def test_pricing_value_installs_a_table_the_operator_reads() -> None:
+def test_pricing_value_installs_a_table_the_operator_reads(tmp_path: Path) -> None:
     table = default_price_table().to_dict()
-    values = Path("/tmp") / f"pricing-values-{id(table)}.yaml"
+    values = tmp_path / "pricing-values.yaml"
     values.write_text(yaml.safe_dump({"pricing": table}))
     out = helm("template", "rel", str(CHART), "-n", "mp", "--kube-version", KUBE_VERSION, "-f", str(values)).stdout
     docs = [d for d in yaml.safe_load_all(out) if d]
