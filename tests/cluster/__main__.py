@@ -10,7 +10,7 @@ import argparse
 import signal
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import FrameType
 
@@ -57,49 +57,48 @@ def _up(args: argparse.Namespace) -> int:
     if args.real_node:
         return _up_real(args)
     cp = ControlPlane(keep_logs=args.keep_logs, workdir=args.workdir)
-    try:
+
+    def start() -> list[str]:
         cp.start()
         nodes = register_pools(cp, args.pools)
-        print(f"nodes: {', '.join(nodes) or '(none)'}")
-        print(f"kubeconfig: {cp.kubeconfig}")
-        print(f"logs: {cp.log_dir}")
-        print(f"export KUBECONFIG={cp.kubeconfig}", flush=True)
-        print("control plane up; Ctrl-C to stop", file=sys.stderr, flush=True)
-        while True:
-            time.sleep(3600)
-    except KeyboardInterrupt:
-        print("stopping", file=sys.stderr, flush=True)
-        return 0
-    except (ControlPlaneError, TimeoutError) as err:
-        print(f"python -m tests.cluster up: error: {err}", file=sys.stderr)
-        return 1
-    finally:
-        cp.stop()
+        return [f"nodes: {', '.join(nodes) or '(none)'}", f"kubeconfig: {cp.kubeconfig}", f"logs: {cp.log_dir}",
+                f"export KUBECONFIG={cp.kubeconfig}"]  # fmt: skip
+
+    return _serve(start, cp.stop, (ControlPlaneError, TimeoutError))
 
 
 def _up_real(args: argparse.Namespace) -> int:
     from tests.cluster.realcluster import RealCluster
 
     rc = RealCluster(keep_logs=args.keep_logs)
-    try:
+
+    def start() -> list[str]:
         rc.start()
         assert rc.cp is not None
         nodes = register_pools(rc.cp, args.pools)
-        print(f"nodes: {', '.join([*nodes, 'modelpack-node (real)'])}")
-        print(f"kubeconfig: {rc.cp.kubeconfig}")
-        print(f"node state: {rc.network.state_dir} (netns holder pid {rc.network.holder_pid})")
-        print(f"export KUBECONFIG={rc.cp.kubeconfig}", flush=True)
+        return [f"nodes: {', '.join([*nodes, 'modelpack-node (real)'])}", f"kubeconfig: {rc.cp.kubeconfig}",
+                f"node state: {rc.network.state_dir} (netns holder pid {rc.network.holder_pid})",
+                f"export KUBECONFIG={rc.cp.kubeconfig}"]  # fmt: skip
+
+    return _serve(start, rc.stop, (RuntimeError, TimeoutError))
+
+
+def _serve(start: Callable[[], list[str]], stop: Callable[[], None], errors: tuple[type[Exception], ...]) -> int:
+    """Start, say how to reach the cluster, hold it until Ctrl-C; stop it however this ends."""
+    try:
+        for line in start():
+            print(line, flush=True)
         print("control plane up; Ctrl-C to stop", file=sys.stderr, flush=True)
         while True:
             time.sleep(3600)
     except KeyboardInterrupt:
         print("stopping", file=sys.stderr, flush=True)
         return 0
-    except (RuntimeError, TimeoutError) as err:
+    except errors as err:
         print(f"python -m tests.cluster up: error: {err}", file=sys.stderr)
         return 1
     finally:
-        rc.stop()
+        stop()
 
 
 def _build() -> int:
