@@ -8,29 +8,28 @@ with the same phase, reasons and messages on a cluster and on a laptop.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
-from modelpack.api.loadtest import Results, Slo, SloVerdict
+from modelpack.api.loadtest import Cost, Results, Slo, SloVerdict, SweepResult
+from modelpack.conditions import Cond
 from modelpack.loadgen.slo import evaluate_slo, failed_run, run_summary
-
-
-@dataclass(frozen=True)
-class ConditionView:
-    """A condition as judged; each runtime stamps it (transition times) in its own status type."""
-
-    type: str
-    status: bool | None
-    reason: str
-    message: str
 
 
 @dataclass(frozen=True)
 class Judgement:
     phase: Literal["Succeeded", "Failed"]
-    complete: ConditionView
-    slo_condition: ConditionView
+    complete: Cond
+    slo_condition: Cond
     slo: SloVerdict | None
     slo_word: Literal["Met", "Missed", "None"]
+
+    def status_fields(self, results: Results, sweep: SweepResult | None, cost: Cost | None) -> dict[str, Any]:
+        """The status fields of the judged run (camelCase, unset ones left out): what both runtimes write."""
+        fields: dict[str, Any] = {"phase": self.phase, "results": results.to_dict(), "sloVerdict": self.slo_word}
+        for key, value in (("sweep", sweep), ("cost", cost), ("slo", self.slo)):
+            if value is not None:
+                fields[key] = value.to_dict()
+        return fields
 
 
 def judge(results: Results, slo: Slo | None) -> Judgement:
@@ -40,21 +39,21 @@ def judge(results: Results, slo: Slo | None) -> Judgement:
     summary = run_summary(results)
     if verdict is None:
         word: Literal["Met", "Missed", "None"] = "None"
-        slo_condition = ConditionView("SLOMet", None, "NoSLO", "spec.slo is not set")
+        slo_condition = Cond("SLOMet", None, "NoSLO", "spec.slo is not set")
     elif verdict.met:
         word = "Met"
-        slo_condition = ConditionView("SLOMet", True, "SLOMet", "every bound of spec.slo held")
+        slo_condition = Cond("SLOMet", True, "SLOMet", "every bound of spec.slo held")
     else:
         word = "Missed"
-        slo_condition = ConditionView("SLOMet", False, "SLOMissed", "; ".join(verdict.violations))
+        slo_condition = Cond("SLOMet", False, "SLOMissed", "; ".join(verdict.violations))
     failed = failed_run(results)
     if failed is not None:
         phase: Literal["Succeeded", "Failed"] = "Failed"
-        complete = ConditionView("Complete", True, "RequestsFailed", f"{summary}; {failed[1]}")
+        complete = Cond("Complete", True, "RequestsFailed", f"{summary}; {failed[1]}")
     elif verdict is not None and not verdict.met:
         phase = "Failed"
-        complete = ConditionView("Complete", True, "SLOMissed", f"{summary}; SLO missed: {slo_condition.message}")
+        complete = Cond("Complete", True, "SLOMissed", f"{summary}; SLO missed: {slo_condition.message}")
     else:
         phase = "Succeeded"
-        complete = ConditionView("Complete", True, "Succeeded", summary)
+        complete = Cond("Complete", True, "Succeeded", summary)
     return Judgement(phase, complete, slo_condition, verdict, word)

@@ -45,7 +45,6 @@ from modelpack.report import ReportData, ServerInfo
 EXIT_OK = 0
 EXIT_LOADTEST_FAILED = 1
 """The SLO was missed or most requests failed (the LoadTest's phase is Failed)."""
-EXIT_BAD_INPUT = 2
 EXIT_RUN_FAILED = 3
 EXIT_INTERRUPTED = 130
 
@@ -162,9 +161,6 @@ def run_local(opts: RunOptions, console: Console) -> RunReport:
     started = datetime.now(UTC)
     out_dir = opts.out_dir or default_out_dir(opts.cwd / opts.results_base, loadtest.metadata.name, started)
     notes: list[str] = []
-    if loadtest.spec.workers != 1:
-        notes.append(f"spec.workers is {loadtest.spec.workers}: locally one in-process worker sends the whole rate.")
-        console.print(f"note: {notes[-1]}", style="yellow")
     with ProcessGroup(log_dir=out_dir / "logs") as group, _sigterm_as_interrupt():
         servers: list[LocalServer] = []
         if objs.pack is not None:

@@ -2,24 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-from typing import Literal
+from datetime import datetime
+from typing import Any
 
-from modelpack.api.common import Condition
-from modelpack.api.loadtest import Cost, LoadTestPhase, LoadTestStatus, Results, Slo, SweepResult
+from modelpack.api.loadtest import Cost, LoadTestStatus, Results, Slo, SweepResult
+from modelpack.conditions import Cond, merge_conditions, rfc3339
 from modelpack.loadgen.history import run_record
-from modelpack.loadgen.judgement import ConditionView, judge
-
-
-def rfc3339(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _condition(view: ConditionView, now: str) -> Condition:
-    status: Literal["True", "False", "Unknown"] = (
-        "Unknown" if view.status is None else "True" if view.status else "False"
-    )
-    return Condition(type=view.type, status=status, reason=view.reason, message=view.message, last_transition_time=now)
+from modelpack.loadgen.judgement import judge
 
 
 def build_status(
@@ -35,35 +24,23 @@ def build_status(
     workers: int = 1,
 ) -> LoadTestStatus:
     """Phase, results, verdict and the Complete/SLOMet conditions, as `kubectl get loadtest -o yaml` shows them:
-    judged by the same :func:`judge` as the operator's, with the run's line in ``history`` as the operator keeps it
-    (a local run has no generation: it is one run of the YAML as given)."""
-    now = rfc3339(finished)
-    judgement = judge(results, slo) if results is not None else None
-    if interrupted or failure or judgement is None:
-        phase: LoadTestPhase = "Failed"
-        reason, message = (
-            ("Interrupted", "Stopped by the user.") if interrupted else ("Failed", failure or "no results")
-        )
-        complete = Condition(type="Complete", status="False", reason=reason, message=message, last_transition_time=now)
-    else:
-        phase = judgement.phase
-        complete = _condition(judgement.complete, now)
-    conditions = [complete]
-    if judgement is not None:
-        conditions.append(_condition(judgement.slo_condition, now))
-    status = LoadTestStatus(
-        phase=phase,
-        start_time=rfc3339(started),
-        completion_time=now,
-        # As on a cluster: a worker that returned results succeeded, whatever the results say.
-        workers_succeeded=0 if judgement is None or interrupted or failure else workers,
-        workers_failed=workers if judgement is None or interrupted or failure else 0,
-        results=results,
-        sweep=sweep,
-        slo=judgement.slo if judgement else None,
-        slo_verdict=judgement.slo_word if judgement else None,
-        cost=cost,
-        conditions=conditions,
-    )
+    the fields and conditions the operator writes (:meth:`Judgement.status_fields`), with the run's line in
+    ``history`` as the operator keeps it (a local run has no generation: it is one run of the YAML as given)."""
+    fields: dict[str, Any] = {"startTime": rfc3339(started), "completionTime": rfc3339(finished)}
+    conditions: list[Cond] = []
+    if results is not None:
+        judgement = judge(results, slo)
+        fields.update(judgement.status_fields(results, sweep, cost))
+        conditions = [judgement.complete, judgement.slo_condition]
+    elif cost is not None:
+        fields["cost"] = cost.to_dict()
+    if results is None or interrupted or failure:  # partial results keep their verdict, not their phase
+        why = ("Interrupted", "Stopped by the user.") if interrupted else ("Failed", failure or "no results")
+        conditions[:1] = [Cond("Complete", False, *why)]
+        fields.update(phase="Failed", workersSucceeded=0, workersFailed=workers)
+    else:  # as on a cluster: a worker that returned results succeeded, whatever the results say
+        fields.update(workersSucceeded=workers, workersFailed=0)
+    fields["conditions"] = merge_conditions(None, conditions, None, fields["completionTime"])
+    status = LoadTestStatus.model_validate(fields)
     status.history = [run_record(status, None)]
     return status

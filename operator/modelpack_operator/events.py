@@ -9,9 +9,9 @@ import logging
 import socket
 from typing import Any, Literal
 
+from modelpack.conditions import now_rfc3339
 from modelpack_operator.kube import Kube, KubeError
 from modelpack_operator.labels import FIELD_MANAGER
-from modelpack_operator.status import now_rfc3339
 
 log = logging.getLogger(__name__)
 EventType = Literal["Normal", "Warning"]

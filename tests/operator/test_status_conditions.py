@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+from modelpack.conditions import Cond, merge_conditions
 from modelpack.placement import place
 from modelpack.serving import STORE_UNAVAILABLE_EXIT
 from modelpack_operator.reconcile.pack_status import (
@@ -16,7 +17,6 @@ from modelpack_operator.reconcile.pack_status import (
     pod_failures,
     stuck_servers,
 )
-from modelpack_operator.status import Cond, merge_conditions
 
 T0, T1 = "2026-01-01T00:00:00Z", "2026-01-01T01:00:00Z"
 

@@ -19,6 +19,7 @@ from pydantic import ValidationError
 from modelpack.api.common import API_VERSION
 from modelpack.api.loading import format_validation_error
 from modelpack.api.loadtest import LoadTest, LoadTestStatus, RunRecord
+from modelpack.conditions import Cond, find, is_true, merge_conditions, now_rfc3339
 from modelpack.loadgen.history import run_record, with_run
 from modelpack.loadgen.judgement import judge
 from modelpack.loadgen.outcome import merge_outcomes
@@ -33,7 +34,7 @@ from modelpack_operator.reconcile.apply import needs_apply
 from modelpack_operator.reconcile.cost import loadtest_cost
 from modelpack_operator.results import WorkerResult, read_result
 from modelpack_operator.settings import OperatorSettings
-from modelpack_operator.status import Cond, find, is_true, merge_conditions, now_rfc3339, write_status
+from modelpack_operator.status import write_status
 
 log = logging.getLogger(__name__)
 TERMINAL_PHASES = ("Succeeded", "Failed")
@@ -76,6 +77,8 @@ class _Step:
 
     def set(self, phase: str, reason: str, message: str, complete: bool = False, **fields: Any) -> None:
         self.status.update({"phase": phase, **fields})
+        if phase in TERMINAL_PHASES:
+            self.status["completionTime"] = now_rfc3339()
         self.conditions = [Cond("Complete", complete, reason, message)]
         if reason != self._previous_reason():
             kind: events.EventType = "Warning" if phase == "Failed" or reason == "ModelPackNotFound" else "Normal"
@@ -260,7 +263,7 @@ def _judge(kube: Kube, lt: LoadTest, step: _Step, job: dict[str, Any] | None, se
     if failed:
         first = reports[failed[0]]
         more = f" ({len(failed)} workers failed)" if len(failed) > 1 else ""
-        step.set("Failed", "WorkerFailed", f"worker {failed[0]}: {first.error}{more}", completionTime=now_rfc3339())
+        step.set("Failed", "WorkerFailed", f"worker {failed[0]}: {first.error}{more}")
         return
     if not missing:
         _succeed(kube, lt, step, [reports[i] for i in ok], settings)
@@ -271,17 +274,15 @@ def _judge(kube: Kube, lt: LoadTest, step: _Step, job: dict[str, Any] | None, se
             "Failed",
             "JobLost",
             f"Job {job_named} was deleted before every worker reported; missing: {names}",
-            completionTime=now_rfc3339(),
         )
     elif cond := _job_condition(job, "Failed"):
         message = f"Job {job_named} failed ({cond.get('reason')}: {cond.get('message', '')}); missing: {names}"
-        step.set("Failed", "WorkerFailed", message, completionTime=now_rfc3339())
+        step.set("Failed", "WorkerFailed", message)
     elif _job_condition(job, "Complete"):
         step.set(
             "Failed",
             "ResultsMissing",
             f"Job {job_named} completed but {len(missing)} workers wrote no result ConfigMap: {names}",
-            completionTime=now_rfc3339(),
         )
     else:
         step.set("Running", "Running", f"{len(ok)}/{workers} workers reported; waiting for {names}")
@@ -291,30 +292,17 @@ def _succeed(kube: Kube, lt: LoadTest, step: _Step, reports: list[WorkerResult],
     try:
         outcome = merge_outcomes([r.outcome for r in reports if r.outcome is not None])
     except ValueError as err:
-        step.set("Failed", "ResultsInconsistent", f"cannot merge worker results: {err}", completionTime=now_rfc3339())
+        step.set("Failed", "ResultsInconsistent", f"cannot merge worker results: {err}")
         return
     results = outcome.results
     judgement = judge(results, lt.spec.slo)
-    results_dict = results.to_dict()
-    if (
-        len(results_dict.get("histogram", "")) + len(results_dict.get("serviceHistogram", ""))
-        > HISTOGRAMS_IN_STATUS_MAX
-    ):
-        results_dict.pop("histogram", None)
-        results_dict.pop("serviceHistogram", None)
-    fields: dict[str, Any] = {"results": results_dict, "completionTime": now_rfc3339()}
-    sweep = outcome.sweep
-    if sweep is not None:
-        fields["sweep"] = sweep.to_dict()
-    cost = loadtest_cost(kube, lt, results.throughput, settings)
-    if cost is not None:
-        fields["cost"] = cost.to_dict()
-    fields["sloVerdict"] = judgement.slo_word
-    if judgement.slo is not None:
-        fields["slo"] = judgement.slo.to_dict()
-    done, slo = judgement.complete, judgement.slo_condition
-    step.set(judgement.phase, done.reason, done.message, complete=True, **fields)
-    step.conditions.append(Cond(slo.type, slo.status, slo.reason, slo.message))
+    fields = judgement.status_fields(results, outcome.sweep, loadtest_cost(kube, lt, results.throughput, settings))
+    hists = ("histogram", "serviceHistogram")
+    if sum(len(fields["results"].get(h, "")) for h in hists) > HISTOGRAMS_IN_STATUS_MAX:  # etcd's 1.5 MiB limit
+        fields["results"] = {k: v for k, v in fields["results"].items() if k not in hists}
+    done = judgement.complete
+    step.set(fields.pop("phase"), done.reason, done.message, complete=True, **fields)
+    step.conditions.append(judgement.slo_condition)
 
 
 def _write(kube: Kube, step: _Step) -> dict[str, Any]:

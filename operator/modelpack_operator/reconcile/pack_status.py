@@ -13,10 +13,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from modelpack.conditions import Cond, merge_conditions
 from modelpack.placement import Placement
 from modelpack.serving import STORE_UNAVAILABLE_EXIT
 from modelpack_operator import labels as L
-from modelpack_operator.status import Cond, merge_conditions
 
 WAITING_FAILURES = frozenset(
     {"CrashLoopBackOff", "ErrImagePull", "ImagePullBackOff", "InvalidImageName", "CreateContainerConfigError"}
