@@ -42,10 +42,19 @@ def event_body(obj: dict[str, Any], type_: EventType, reason: str, message: str,
     }
 
 
-def record(kube: Kube, obj: dict[str, Any], type_: EventType, reason: str, message: str) -> None:
-    """Post an Event about ``obj`` (a ModelPack or LoadTest as read from the API)."""
+def record(
+    kube: Kube, obj: dict[str, Any], type_: EventType, reason: str, message: str, name: str | None = None
+) -> None:
+    """Post an Event about ``obj`` (a ModelPack or LoadTest as read from the API).
+
+    With ``name``, the Event is one of a kind: posting it again (another operator pod saw the same thing)
+    is refused by the API server as a conflict, which is what is wanted."""
     body = event_body(obj, type_, reason, message, now_rfc3339())
+    if name is not None:
+        body["metadata"] = {"name": name, "namespace": obj["metadata"]["namespace"]}
     try:
         kube.post(f"/api/v1/namespaces/{obj['metadata']['namespace']}/events", body)
     except KubeError as err:
+        if name is not None and err.status == 409:
+            return
         log.warning("could not record event %s on %s: %s", reason, obj["metadata"]["name"], err)

@@ -136,6 +136,12 @@ def server_event(labels: kopf.Labels, meta: kopf.Meta, namespace: str | None, **
         _rt().server_changed(namespace, labels[L.PACK], _pack_owner(meta))
 
 
+@kopf.on.event("", "v1", "pods", labels={L.COMPONENT: L.SERVER_COMPONENT, L.PACK: kopf.PRESENT})
+def server_pod_event(event: kopf.RawEvent, labels: kopf.Labels, namespace: str | None, **_: Any) -> None:
+    if not _gone(event) and namespace is not None:
+        _rt().server_pod(namespace, labels[L.PACK], dict(event["object"]))
+
+
 @kopf.on.event(GROUP, VERSION, "loadtests")
 def loadtest_event(event: kopf.RawEvent, namespace: str | None, name: str, **_: Any) -> None:
     if not _gone(event) and namespace is not None:

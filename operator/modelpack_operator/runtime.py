@@ -12,13 +12,15 @@ import logging
 import threading
 from collections import OrderedDict
 from collections.abc import Sequence
+from typing import Any
 
 from modelpack.api.common import API_VERSION
-from modelpack_operator import metrics
+from modelpack_operator import events, metrics
 from modelpack_operator.coalesce import Coalescer
 from modelpack_operator.kube import Kube, KubeError
 from modelpack_operator.reconcile.loadtest import TERMINAL_PHASES, reconcile_loadtest
 from modelpack_operator.reconcile.modelpack import reconcile_pack
+from modelpack_operator.reconcile.pack_status import oom_kills
 from modelpack_operator.settings import OperatorSettings
 
 log = logging.getLogger(__name__)
@@ -34,6 +36,8 @@ class Runtime:
         """Watched namespaces; empty means cluster-wide."""
         self._runs = Coalescer()
         self._deleted_packs: OrderedDict[str, None] = OrderedDict()
+        self._reported: OrderedDict[str, None] = OrderedDict()
+        """Names of the OOM-kill Events already posted (bounded like the deleted packs)."""
         self.stopping = threading.Event()
         """Set on shutdown: no new reconcile starts, so the process can end within its grace period."""
 
@@ -57,6 +61,23 @@ class Runtime:
         if owner_uid is not None and owner_uid in self._deleted_packs:
             return
         self.pack(namespace, pack)
+
+    def server_pod(self, namespace: str, pack: str, pod: dict[str, Any]) -> None:
+        """A server pod changed: a container's OOM kill becomes a Warning Event on its pack, once per kill."""
+        kills = [(name, message) for name, message in oom_kills(pod) if name not in self._reported]
+        if not kills:
+            return
+        try:
+            body = self.kube.get(API_VERSION, "ModelPack", namespace, pack)
+        except KubeError as err:
+            log.warning("modelpack %s/%s: cannot read it to report an OOM kill: %s", namespace, pack, err)
+            return
+        for name, message in kills:
+            if body is not None:
+                events.record(self.kube, body, "Warning", "ServerOOMKilled", message, name=name)
+            self._reported[name] = None
+        while len(self._reported) > DELETED_PACKS_REMEMBERED:
+            self._reported.popitem(last=False)
 
     def loadtest(self, namespace: str, name: str) -> None:
         self._runs.run(("LoadTest", namespace, name), lambda: self._loadtest(namespace, name))

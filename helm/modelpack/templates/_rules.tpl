@@ -33,8 +33,12 @@
   verbs: [create, patch]
 # The store's PVC exists; why server pods are stuck (unschedulable, crashing, OOM-killed).
 - apiGroups: [""]
-  resources: [persistentvolumeclaims, pods]
+  resources: [persistentvolumeclaims]
   verbs: [get, list]
+# Server pods: why they are stuck, and each OOM kill (an Event on the pack, even after the pod recovered).
+- apiGroups: [""]
+  resources: [pods]
+  verbs: [get, list, watch]
 # Workers' identity in each namespace (the operator can only grant what it holds itself: configmaps).
 - apiGroups: [""]
   resources: [serviceaccounts]

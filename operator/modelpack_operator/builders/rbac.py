@@ -50,7 +50,11 @@ OPERATOR_RULES: list[tuple[str, dict[str, Any]]] = [
     ("", {"apiGroups": ["events.k8s.io"], "resources": ["events"], "verbs": ["create", "patch"]}),
     (
         "The store's PVC exists; why server pods are stuck (unschedulable, crashing, OOM-killed).",
-        {"apiGroups": [""], "resources": ["persistentvolumeclaims", "pods"], "verbs": ["get", "list"]},
+        {"apiGroups": [""], "resources": ["persistentvolumeclaims"], "verbs": ["get", "list"]},
+    ),
+    (
+        "Server pods: why they are stuck, and each OOM kill (an Event on the pack, even after the pod recovered).",
+        {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "watch"]},
     ),
     (
         "Workers' identity in each namespace (the operator can only grant what it holds itself: configmaps).",

@@ -177,6 +177,26 @@ def container_failure(pod: Mapping[str, Any], cs: Mapping[str, Any]) -> PodFailu
     return None
 
 
+def oom_kills(pod: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """(Event name, message) of each container of a server pod whose last run ended in an OOM kill.
+
+    An OOM kill after the server was Ready (its models grew past the limit under load) is restarted by the
+    kubelet and the Deployment soon looks available again, so the pack's conditions never show it: this Event
+    does. The name is one per container restart, so the kill is recorded once however often the pod is seen.
+    """
+    meta = pod.get("metadata") or {}
+    out = []
+    for cs in (pod.get("status") or {}).get("containerStatuses") or []:
+        last = (cs.get("lastState") or {}).get("terminated") or {}
+        if last.get("reason") != "OOMKilled":
+            continue
+        failure = container_failure(pod, {**cs, "state": {}})
+        name = f"{meta.get('name')}.oomkilled.{cs.get('name')}.{int(cs.get('restartCount') or 0)}"
+        if failure is not None:
+            out.append((name[:253], failure.message))
+    return out
+
+
 def _memory_limit(pod: Mapping[str, Any], container: str) -> str | None:
     for spec in (pod.get("spec") or {}).get("containers") or []:
         if spec.get("name") == container:
