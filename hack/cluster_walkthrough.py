@@ -14,11 +14,12 @@ Run from the repository root as root (the real node needs it), with the venv's P
     .venv/bin/python hack/cluster_walkthrough.py
 
 Everything it starts it stops before exiting (``RealCluster.stop()``, also on an error or SIGTERM), and it removes
-``build/walkthrough/``. Exit status 0 when the LoadTest Succeeded.
+``build/walkthrough/`` (and ``build/`` if that leaves it empty). Exit status 0 when the LoadTest Succeeded.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -172,6 +173,8 @@ def main() -> int:
     finally:
         rc.stop()
         shutil.rmtree(ROOT / FILES, ignore_errors=True)
+        with contextlib.suppress(OSError):  # build/ too, unless something else is in it
+            (ROOT / FILES.parent).rmdir()
         print(f"# walkthrough took {time.monotonic() - began:.0f}s, cluster stopped", flush=True)
 
 
