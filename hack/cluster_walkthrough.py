@@ -1,25 +1,30 @@
-"""The README's "On a cluster" walkthrough, run for real against the test control plane.
+"""The README's "On a cluster" walkthrough, run for real on the test cluster's real node.
 
-A real kube-apiserver, controller-manager, scheduler and etcd (``tests/cluster``) with kwok fake nodes:
-``helm install`` the chart, ``kubectl apply`` a ModelPack and a LoadTest, and print what ``kubectl get``
-and ``kubectl describe`` answer. kwok pods run nothing, so the pieces a kubelet would run are started
-here as local processes, exactly as the operator end-to-end tests do (``tests/operator``): the operator
-(the chart's Deployment in a real cluster), one ``modelpack serve`` per server Deployment, and the
-LoadTest's worker Job pods, whose route-table files map each Service URL to its local server.
+The same cluster ``tests/realnode`` uses (``tests/cluster/realcluster.py``): a kube-apiserver, etcd,
+controller-manager and scheduler, and one real node (containerd, runc, kubelet, kube-proxy, CoreDNS) inside a
+network namespace. The two images are built from ``Dockerfile.operator`` and ``Dockerfile.server`` here (cached by
+content hash) and imported into the node; ``helm install`` puts the operator in its pod with the chart's
+ServiceAccount and RBAC; a ModelPack and a LoadTest are applied as YAML files from ``build/walkthrough/``, and the
+script prints what a person would type and what ``kubectl`` answers. Nothing runs as a local stand-in: the
+servers and the load workers are pods the kubelet runs. Only the model store is made here: 24 tiny random-weight
+BERTs in a directory on the node, offered to the pods as a hostPath PersistentVolume.
 
-Run from the repository root with the venv's Python::
+Run from the repository root as root (the real node needs it), with the venv's Python::
 
     .venv/bin/python hack/cluster_walkthrough.py
 
-Everything it starts (control plane, operator, servers, workers) it stops before exiting.
+Everything it starts it stops before exiting (``RealCluster.stop()``, also on an error or SIGTERM), and it removes
+``build/walkthrough/`` (and ``build/`` if that leaves it empty). Exit status 0 when the LoadTest Succeeded.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import signal
 import sys
-import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -28,22 +33,33 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from model_server.fleet import build_fleet  # noqa: E402
 from tests.cluster.controlplane import ControlPlane  # noqa: E402
-from tests.cluster.nodes import DEFAULT_POOLS, register_pools  # noqa: E402
-from tests.operator.factories import loadtest_doc, pack_doc  # noqa: E402
-from tests.operator.harness import FAST_SETTINGS, OperatorProcess, get_status, kube_for, wait_until  # noqa: E402
-from tests.operator.local_pods import LocalProcess  # noqa: E402
-from tests.operator.test_helm_chart import helm  # noqa: E402
-from tests.operator.test_loadtest_cluster import SMALL, TINY, _finished, _job, _local_servers, _run_workers  # noqa: E402
+from tests.cluster.modelpack_images import app_image  # noqa: E402
+from tests.cluster.node_images import build  # noqa: E402
+from tests.cluster.realcluster import RealCluster  # noqa: E402
+from tests.cluster.wait import wait_for  # noqa: E402
+from tests.realnode.packs import (  # noqa: E402
+    MODELS,
+    PER_SERVER,
+    control_plane,
+    diagnose,
+    fill_store,
+    finished_loadtest,
+    finished_workers,
+    helm,
+    import_images,
+    install_args,
+    loadtest,
+    pack,
+    store_volume,
+    wait_pack,
+)
 
 NAMESPACE = "default"
-RELEASE = "modelpack"
-SYSTEM_NAMESPACE = "modelpack-system"
-PACK = "bert"  # the e2e helpers look up the server Deployments of a pack named "bert"
-LOADTEST = "bert-40rps"
-MODELS = [f"bert-{i:03d}" for i in range(4)]
+PACK = "bert"  # the name packs.pack() gives its ModelPack
+LOADTEST = "bert-20rps"
 FILES = Path("build") / "walkthrough"  # relative to ROOT, so the printed commands read as typed
+CHART = "helm/modelpack"
 
 
 def banner(text: str) -> None:
@@ -72,137 +88,94 @@ def describe_tail(text: str) -> str:
     return "\n".join(["...", *lines[start:end], "...", *lines[events:]])
 
 
-def pack_manifest(store: Path) -> dict[str, Any]:
-    return pack_doc(
-        name=PACK,
-        namespace=NAMESPACE,
-        store={"uri": f"file://{store}"},
-        models={"names": MODELS},
-        compute=SMALL,
-    )
+def apply_file(cp: ControlPlane, name: str, docs: list[dict[str, Any]]) -> None:
+    """Write ``docs`` to build/walkthrough/<name>, show it, and ``kubectl apply -f`` it."""
+    path = FILES / name
+    text = yaml.safe_dump_all(docs, sort_keys=False)
+    (ROOT / path).write_text(text)
+    print(f"$ cat {path}\n{text}", end="")
+    kubectl(cp, "apply", "-f", str(path))
 
 
-def loadtest_manifest() -> dict[str, Any]:
-    return loadtest_doc(
-        name=LOADTEST,
-        namespace=NAMESPACE,
-        workers=2,
-        load={"rate": 40, "duration": "10s", "warmup": "2s"},
-        slo={"p99LatencyMs": 500, "maxErrorRate": 0.01},
-    )
+def running_workers(cp: ControlPlane) -> bool:
+    """Both worker pods of the LoadTest's Job Running: the moment to show them next to the servers."""
+    pods = cp.kubectl_json("get", "pods", "-n", NAMESPACE, "-l", f"job-name={LOADTEST}-load")["items"]
+    return [p["status"].get("phase") for p in pods].count("Running") == 2
 
 
-def write_manifest(path: Path, doc: dict[str, Any]) -> str:
-    text = yaml.safe_dump(doc, sort_keys=False)
-    path.write_text(text)
-    return text
+def walkthrough(rc: RealCluster) -> int:
+    cp = control_plane(rc)
+    assert rc.node is not None
+    print(f"$ export KUBECONFIG={cp.kubeconfig}", flush=True)
+    kubectl(cp, "get", "nodes", "-o", "wide")
 
+    banner("The two images, built from Dockerfile.operator and Dockerfile.server and imported into the node")
+    began = time.monotonic()
+    images = import_images(rc.node)
+    print(f"# {images['operator']}\n# {images['server']}\n# ({time.monotonic() - began:.0f}s)", flush=True)
 
-def helm_install(cp: ControlPlane) -> None:
-    args = [
-        "install",
-        RELEASE,
-        "helm/modelpack",
-        "--namespace",
-        SYSTEM_NAMESPACE,
-        "--create-namespace",
-        "--set-string",
-        "worker.nodeSelector.modelpack\\.dev/pool=loadgen",
-        "--wait",
-        "--timeout=90s",
-    ]
-    show(["helm", *args], helm(*args, kubeconfig=cp.kubeconfig).stdout)
+    banner("Install the chart with them (CRDs, operator Deployment, RBAC, worker ServiceAccount)")
+    args = install_args(images, chart=CHART)
+    show(["helm", *args], helm(cp, *args))
+    kubectl(cp, "get", "pods", "-A", "-o", "wide")
 
-
-def start_operator(cp: ControlPlane, workdir: Path) -> OperatorProcess:
-    """The operator with the chart's env and ServiceAccount, as the chart's Deployment would run it."""
-    deployment = cp.kubectl_json("get", "deployment", f"{RELEASE}-modelpack-operator", "-n", SYSTEM_NAMESPACE)
-    # The API server drops empty values (``value: ""``); a kubelet sets those variables to "".
-    container = deployment["spec"]["template"]["spec"]["containers"][0]
-    env = {**{e["name"]: e.get("value", "") for e in container["env"]}, **FAST_SETTINGS}
-    token = cp.service_account_kubeconfig(SYSTEM_NAMESPACE, f"{RELEASE}-modelpack-operator")
-    print(
-        "# kwok pods run nothing, so the operator the chart deployed is started here as a local process\n"
-        f"# (`modelpack operator --namespace {NAMESPACE}`), with the chart Deployment's env and authenticated as\n"
-        "# the chart's ServiceAccount; only the resync period and worker start delay are shortened\n"
-        f"# ({', '.join(f'{k}={v}' for k, v in FAST_SETTINGS.items())}). In a real cluster the Deployment runs it.",
-        flush=True,
-    )
-    return OperatorProcess(cp, NAMESPACE, workdir / "operator.log", env, kubeconfig=token).start()
-
-
-def walkthrough(cp: ControlPlane, workdir: Path, processes: list[LocalProcess]) -> int:
-    kube = kube_for(cp)
+    banner(f"A model store: {len(MODELS)} distinct tiny BERTs (random weights) in a directory on the node")
+    store = fill_store(rc.network.state_dir / "store")
     files = ROOT / FILES
     shutil.rmtree(files, ignore_errors=True)
     files.mkdir(parents=True)
-    store = workdir / "store"
-    build_fleet(store, MODELS, TINY)
-    print(f"# {len(MODELS)} distinct tiny BERT models (random weights) built into {store}", flush=True)
+    apply_file(cp, "store.yaml", store_volume(NAMESPACE, store))
 
-    banner("Install the chart (CRDs, operator Deployment, RBAC, worker ServiceAccount)")
-    helm_install(cp)
-    op = start_operator(cp, workdir)
-    try:
-        banner("A ModelPack of 4 tiny models, 2 per server, on x86")
-        pack_path = FILES / "modelpack.yaml"
-        print(f"$ cat {pack_path}\n{write_manifest(ROOT / pack_path, pack_manifest(store))}", end="")
-        kubectl(cp, "apply", "-f", str(pack_path))
-        wait_until(lambda: get_status(kube, "ModelPack", NAMESPACE, PACK).get("phase") == "Ready", "pack Ready", op=op)
-        kubectl(cp, "get", "modelpack")
-        kubectl(cp, "get", "deployments,services", "-l", f"modelpack.dev/pack={PACK}")
+    banner(f"A ModelPack of {len(MODELS)} models, {PER_SERVER} per server, on x86")
+    began = time.monotonic()
+    apply_file(cp, "modelpack.yaml", [pack(NAMESPACE)])
+    kubectl(cp, "get", "modelpack")
+    wait_pack(cp, NAMESPACE, "ModelPack Ready", lambda s: s.get("phase") == "Ready")
+    print(f"# Ready after {time.monotonic() - began:.0f}s", flush=True)
+    kubectl(cp, "get", "mp")
+    kubectl(cp, "get", "pods", "-o", "wide")
 
-        print(
-            "# kwok pods run nothing: each server Deployment's container command is started here as a local\n"
-            "# `modelpack serve` process on a loopback port, standing in for the pods behind its Service.",
-            flush=True,
-        )
-        service_urls = _local_servers(kube, NAMESPACE, workdir, processes)
+    banner("A LoadTest with an SLO: 20 requests/s open loop for 15 s over 2 worker pods")
+    apply_file(cp, "loadtest.yaml", [loadtest(NAMESPACE, name=LOADTEST)])
+    kubectl(cp, "get", "lt")
+    wait_for(lambda: running_workers(cp), "both worker pods Running", 120, 0.5)
+    kubectl(cp, "get", "pods", "-o", "wide")
+    final = finished_loadtest(cp, NAMESPACE, 300, name=LOADTEST)
 
-        banner("A LoadTest with an SLO: 40 requests/s open loop for 10 s over 2 workers")
-        lt_path = FILES / "loadtest.yaml"
-        print(f"$ cat {lt_path}\n{write_manifest(ROOT / lt_path, loadtest_manifest())}", end="")
-        kubectl(cp, "apply", "-f", str(lt_path))
-        job = _job(kube, NAMESPACE, LOADTEST, op)
-        kubectl(cp, "get", "loadtest")
-        print(
-            f"# The worker pods stay Pending (worker.nodeSelector: no kwok node is in pool 'loadgen'); each pod of\n"
-            f"# Job {job['metadata']['name']} is run here as a local process from the Job's command and env, as\n"
-            "# the worker ServiceAccount, each Service URL in its route-table files replaced by the local server's.",
-            flush=True,
-        )
-        codes = _run_workers(cp, kube, job, service_urls, workdir, processes)
-        print(f"# worker exit codes: {codes}", flush=True)
-        wait_until(lambda: _finished(kube, NAMESPACE, LOADTEST), "LoadTest finished", timeout=120, op=op)
-
-        banner("Results, written back by the operator")
-        kubectl(cp, "get", "loadtest")
-        kubectl(cp, "get", "loadtest", "-o", "wide")
-        describe = cp.kubectl("describe", "loadtest", LOADTEST).stdout
-        show(["kubectl", "describe", "loadtest", LOADTEST], describe_tail(describe))
-        status = get_status(kube, "LoadTest", NAMESPACE, LOADTEST)
-        return 0 if status.get("phase") == "Succeeded" else 1
-    finally:
-        op.stop()
+    banner("Results, merged by the operator from the worker pods' histograms")
+    kubectl(cp, "get", "lt")
+    kubectl(cp, "get", "lt", "-o", "wide")
+    describe = cp.kubectl("describe", "lt", LOADTEST).stdout
+    show(["kubectl", "describe", "lt", LOADTEST], describe_tail(describe))
+    finished_workers(cp, NAMESPACE, LOADTEST)
+    kubectl(cp, "get", "pods", "-o", "wide")
+    return 0 if final.get("phase") == "Succeeded" else 1
 
 
 def main() -> int:
+    # SIGTERM unwinds like Ctrl-C, so the finally below stops the cluster however the script is ended.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     os.chdir(ROOT)
-    workdir = Path(tempfile.mkdtemp(prefix="modelpack-walkthrough-"))
-    processes: list[LocalProcess] = []
-    cp = ControlPlane()
+    began = time.monotonic()
+    print(f"# {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}", flush=True)
+    # Build (or find cached) both images before the cluster starts, so it is up only while it is used.
+    for kind in ("operator", "server"):
+        build(app_image(kind))
+    rc = RealCluster()
     try:
-        cp.start()
-        nodes = register_pools(cp, DEFAULT_POOLS)
-        print(f"# Test control plane up (kube-apiserver, etcd, controller-manager, scheduler, kwok): {cp.server}")
-        print(f"# kwok nodes: {', '.join(nodes)}")
-        print(f"$ export KUBECONFIG={cp.kubeconfig}", flush=True)
-        return walkthrough(cp, workdir, processes)
+        rc.start()
+        try:
+            return walkthrough(rc)
+        except Exception:
+            if rc.cp is not None:
+                print(diagnose(rc.cp, NAMESPACE), file=sys.stderr)
+            raise
     finally:
-        for proc in processes:
-            proc.stop()
-        cp.stop()
-        shutil.rmtree(workdir, ignore_errors=True)
+        rc.stop()
+        shutil.rmtree(ROOT / FILES, ignore_errors=True)
+        with contextlib.suppress(OSError):  # build/ too, unless something else is in it
+            (ROOT / FILES.parent).rmdir()
+        print(f"# walkthrough took {time.monotonic() - began:.0f}s, cluster stopped", flush=True)
 
 
 if __name__ == "__main__":

@@ -9,19 +9,24 @@ from __future__ import annotations
 
 import contextlib
 import os
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from model_server.fleet import build_fleet
 from tests.cluster.fixtures import _namespace_name
-from tests.cluster.modelpack_images import app_image
 from tests.cluster.realcluster import RealCluster
 from tests.cluster.wait import wait_for
-from tests.model_server.conftest import TINY
-from tests.realnode.packs import CHART, MODELS, RELEASE, RELEASE_NS, control_plane, helm, operator_pods
+from tests.realnode.packs import (
+    RELEASE,
+    RELEASE_NS,
+    control_plane,
+    fill_store,
+    helm,
+    import_images,
+    install_args,
+    operator_pods,
+)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -60,7 +65,7 @@ def images(real_cluster: RealCluster) -> dict[str, str]:
     """Both images built from the Dockerfiles (cached by content hash) and imported into the node."""
     node = real_cluster.node
     assert node is not None
-    return {kind: node.import_image(app_image(kind)) for kind in ("operator", "server")}
+    return import_images(node)
 
 
 @pytest.fixture(scope="session")
@@ -68,17 +73,9 @@ def operator(real_cluster: RealCluster, images: dict[str, str]) -> Iterator[str]
     """``helm install`` of the chart with the local images, once per session; yields the first operator pod's name.
 
     A test may delete that pod (the Deployment replaces it): look the current one up with ``operator_pods``.
-    Resync and pod checks are shortened so failures surface in seconds (the chart's defaults are 60 s each).
     """
     cp = control_plane(real_cluster)
-    repo, tag = images["operator"].rsplit(":", 1)
-    helm(
-        cp, "install", RELEASE, str(CHART), "--namespace", RELEASE_NS, "--create-namespace", "--wait",
-        "--timeout", "3m", f"--set=image.repository={repo}", f"--set=image.tag={tag}",
-        f"--set=serverImage.default={images['server']}", "--set=worker.cpu=100m", "--set=worker.memory=256Mi",
-        "--set=worker.startDelaySeconds=3", "--set=reconcile.podCheckAfterSeconds=20",
-        "--set=reconcile.resyncSeconds=15",
-    )  # fmt: skip
+    helm(cp, *install_args(images))
     (pod,) = operator_pods(cp)
     try:
         yield pod["metadata"]["name"]
@@ -89,12 +86,4 @@ def operator(real_cluster: RealCluster, images: dict[str, str]) -> Iterator[str]
 @pytest.fixture(scope="session")
 def store(real_cluster: RealCluster) -> Path:
     """24 distinct tiny BERTs in a directory on the node's filesystem, readable by the servers' uid."""
-    path = real_cluster.network.state_dir / "store"
-    started = time.monotonic()
-    build_fleet(path, MODELS, TINY)
-    for root, _dirs, files in os.walk(path):
-        os.chmod(root, 0o755)
-        for f in files:
-            os.chmod(Path(root, f), 0o644)
-    print(f"[e2e] built {len(MODELS)} models in {time.monotonic() - started:.1f}s")
-    return path
+    return fill_store(real_cluster.network.state_dir / "store")

@@ -1,5 +1,6 @@
-"""What the modelpack tests on the real node share: the chart install, the model store, pack and LoadTest dicts,
-and waiting on their status with a diagnosis (pods, the operator's log, the namespace's Events) when it times out.
+"""What the modelpack runs on the real node share: the images, the chart install, the model store, pack and
+LoadTest dicts, and waiting on their status with a diagnosis (pods, the operator's log, the namespace's Events) when
+it times out. The tests (``conftest.py``) and the README's walkthrough (``hack/cluster_walkthrough.py``) both use it.
 
 The chart is installed once per session (``operator`` fixture in conftest.py) and every test uses its own
 namespace, so a test that deletes the operator pod finds the Deployment's replacement by label, never by name.
@@ -7,6 +8,7 @@ namespace, so a test that deletes the operator pod finds the Deployment's replac
 
 from __future__ import annotations
 
+import os
 import subprocess
 import time
 from pathlib import Path
@@ -14,10 +16,14 @@ from typing import Any
 
 import yaml
 
+from model_server.fleet import build_fleet
 from tests.cluster.binaries import ensure_binaries
 from tests.cluster.controlplane import ControlPlane
+from tests.cluster.modelpack_images import app_image
 from tests.cluster.realcluster import RealCluster
+from tests.cluster.realnode import RealNode
 from tests.cluster.wait import wait_for
+from tests.model_server.conftest import TINY
 
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "helm" / "modelpack"
@@ -44,6 +50,35 @@ def helm(cp: ControlPlane, *args: str) -> str:
                           timeout=300, check=False)  # fmt: skip
     assert proc.returncode == 0, f"helm {' '.join(args)}:\n{proc.stdout}\n{proc.stderr}"
     return proc.stdout
+
+
+def import_images(node: RealNode) -> dict[str, str]:
+    """Both images built from the Dockerfiles (cached by content hash), imported into the node; kind -> reference."""
+    return {kind: node.import_image(app_image(kind)) for kind in ("operator", "server")}
+
+
+def install_args(images: dict[str, str], chart: str = str(CHART)) -> list[str]:
+    """``helm install`` of the chart with the local images, resync and pod checks shortened so failures surface in
+    seconds (the chart's defaults are 60 s each)."""
+    repo, tag = images["operator"].rsplit(":", 1)
+    return [
+        "install", RELEASE, chart, "--namespace", RELEASE_NS, "--create-namespace", "--wait", "--timeout", "3m",
+        f"--set=image.repository={repo}", f"--set=image.tag={tag}", f"--set=serverImage.default={images['server']}",
+        "--set=worker.cpu=100m", "--set=worker.memory=256Mi", "--set=worker.startDelaySeconds=3",
+        "--set=reconcile.podCheckAfterSeconds=20", "--set=reconcile.resyncSeconds=15",
+    ]  # fmt: skip
+
+
+def fill_store(path: Path, models: list[str] = MODELS) -> Path:
+    """Distinct tiny BERTs (random weights) in ``path`` on the node's filesystem, readable by the servers' uid."""
+    started = time.monotonic()
+    build_fleet(path, models, TINY)
+    for root, _dirs, files in os.walk(path):
+        os.chmod(root, 0o755)
+        for f in files:
+            os.chmod(Path(root, f), 0o644)
+    print(f"[store] built {len(models)} models in {time.monotonic() - started:.1f}s")
+    return path
 
 
 def store_volume(ns: str, path: Path) -> list[dict[str, Any]]:
@@ -96,7 +131,7 @@ def pack(ns: str, models: list[str] = MODELS, memory: str | None = None) -> dict
     }
 
 
-def loadtest(ns: str, duration: str = "15s", slo: bool = True) -> dict[str, Any]:
+def loadtest(ns: str, duration: str = "15s", slo: bool = True, name: str = "lt") -> dict[str, Any]:
     spec: dict[str, Any] = {
         "target": {"modelPack": "bert"},
         "workers": 2,
@@ -105,7 +140,7 @@ def loadtest(ns: str, duration: str = "15s", slo: bool = True) -> dict[str, Any]
     }
     if slo:
         spec["slo"] = {"p99LatencyMs": 5000, "maxErrorRate": 0.01}
-    return {"apiVersion": "modelpack.dev/v1alpha1", "kind": "LoadTest", "metadata": {"name": "lt", "namespace": ns},
+    return {"apiVersion": "modelpack.dev/v1alpha1", "kind": "LoadTest", "metadata": {"name": name, "namespace": ns},
             "spec": spec}  # fmt: skip
 
 
@@ -149,12 +184,23 @@ def ready_pack(cp: ControlPlane, ns: str, store: Path, models: list[str]) -> lis
     return list(pods)
 
 
-def finished_loadtest(cp: ControlPlane, ns: str, timeout: float) -> dict[str, Any]:
+def finished_loadtest(cp: ControlPlane, ns: str, timeout: float, name: str = "lt") -> dict[str, Any]:
     def finished() -> dict[str, Any] | None:
-        st = status(cp, "loadtest", ns, "lt")
+        st = status(cp, "loadtest", ns, name)
         return st if st.get("phase") in ("Succeeded", "Failed") else None
 
     try:
         return wait_for(finished, "LoadTest finished", timeout, 2)
     except TimeoutError as err:
         raise AssertionError(f"{err}\n{diagnose(cp, ns)}") from err
+
+
+def finished_workers(cp: ControlPlane, ns: str, name: str = "lt", timeout: float = 60) -> list[dict[str, Any]]:
+    """The LoadTest's 2 worker pods once both Succeeded: a worker's results are in before its pod has exited, so a
+    finished LoadTest's workers may still be Running for a moment."""
+
+    def workers_done() -> list[dict[str, Any]]:
+        pods = cp.kubectl_json("get", "pods", "-n", ns, "-l", f"job-name={name}-load")["items"]
+        return pods if len(pods) == 2 and all(w["status"]["phase"] == "Succeeded" for w in pods) else []
+
+    return list(wait_for(workers_done, "both worker pods Succeeded", timeout, 1))

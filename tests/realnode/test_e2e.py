@@ -11,13 +11,11 @@ their histograms are merged into the status that ``kubectl get loadtest`` prints
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from tests.cluster.realcluster import RealCluster
 from tests.cluster.realnode import NODE_NAME
-from tests.cluster.wait import wait_for
 from tests.realnode.packs import (
     MODELS,
     RELEASE_NS,
@@ -25,6 +23,7 @@ from tests.realnode.packs import (
     control_plane,
     diagnose,
     finished_loadtest,
+    finished_workers,
     loadtest,
     operator_pods,
     ready_pack,
@@ -72,10 +71,5 @@ def test_chart_operator_serves_24_models_on_real_pods_and_a_loadtest_measures_th
     assert cells[6] == "Met"
 
     # The workers were real pods of the operator image, on the node, and finished.
-    # (A worker's results are in before its pod has exited, so its phase may still be Running here.)
-    def workers_done() -> list[dict[str, Any]]:
-        pods = cp.kubectl_json("get", "pods", "-n", ns, "-l", "job-name=lt-load")["items"]
-        return pods if len(pods) == 2 and all(w["status"]["phase"] == "Succeeded" for w in pods) else []
-
-    workers = wait_for(workers_done, "both worker pods Succeeded", 60, 1)
+    workers = finished_workers(cp, ns)
     assert all(w["spec"]["nodeName"] == NODE_NAME for w in workers)
