@@ -93,7 +93,7 @@ def create_app(settings: Settings) -> FastAPI:
         torch.set_num_threads(settings.threads)
         store = open_store(settings.store, settings.cache_dir)
         names = settings.models if settings.models is not None else await asyncio.to_thread(store.list_models)
-        load_pool = ThreadPoolExecutor(settings.load_workers, thread_name_prefix="load")
+        load_pool = ThreadPoolExecutor(settings.resolved_load_workers(), thread_name_prefix="load")
         inference_threads = settings.resolved_inference_workers()
         infer_pool = ThreadPoolExecutor(inference_threads, thread_name_prefix="infer")
         registry = Registry(

@@ -71,7 +71,7 @@ def register(parser: argparse.ArgumentParser) -> None:
     add("--port", help="listen port (default 8080; 0 picks a free one)" + env("port"))
     add("--threads", help="torch intra-op threads (default: CPUs allowed by cgroup/affinity)" + env("threads"))
     add("--inference-workers", help="inference threads (default CPUs // threads)" + env("inference_workers"))
-    add("--load-workers", help="model loading threads (default 1)" + env("load_workers"))
+    add("--load-workers", help="model loading threads (default: CPUs, at least 2)" + env("load_workers"))
     add("--max-pending-loads", help="models waiting to load before 503 (default 32)" + env("max_pending_loads"))
     add(
         "--load-retry-base-s",

@@ -34,8 +34,9 @@ class Settings:
     """Inference threads (batches of different models run in parallel); 0 = max(1, CPUs // threads), so the
     CPUs are used fully but never oversubscribed by intra-op threads."""
 
-    load_workers: int = 1
-    """Threads that load models from disk, separate from inference so a cold load never blocks warm models."""
+    load_workers: int = 0
+    """Threads that load models from disk, separate from inference so a cold load never blocks warm models;
+    0 = one per CPU, at least 2 (loads also wait on disk and memory, and the budget bounds them further)."""
 
     max_pending_loads: int = 32
     """Models waiting to load at once; requests that need yet another load get 503 + Retry-After meanwhile."""
@@ -82,6 +83,9 @@ class Settings:
 
     log_level: str = "info"
     """uvicorn log level."""
+
+    def resolved_load_workers(self) -> int:
+        return self.load_workers if self.load_workers > 0 else max(2, available_cpus())
 
     def resolved_inference_workers(self) -> int:
         if self.inference_workers > 0:
