@@ -1,6 +1,7 @@
 """One model in memory: its TorchScript module, config and tokenizer, and how to run a batch through it.
 
-Only TorchScript is loaded (``torch.jit.load``), never arbitrary pickles, so a store cannot run code on load.
+Only TorchScript is loaded (``torch.jit.load``, or its tensors into a copy of an already loaded model of the
+same architecture: templates.py), never arbitrary pickles, so a store cannot run code on load.
 """
 
 from __future__ import annotations
@@ -15,8 +16,8 @@ from tokenizers import Tokenizer
 
 from model_server.config import MODEL_FILE, ModelConfig, load_config
 from model_server.datatypes import NUMPY_DTYPES
+from model_server.templates import TEMPLATES, Templates, jit_load
 from model_server.tokenizer import configure_length
-from model_server.trace import quiet_jit
 
 
 @dataclass
@@ -89,7 +90,11 @@ def module_bytes(module: torch.nn.Module, artifact_bytes: int = 0) -> int:
     return max(sum(t.numel() * t.element_size() for t in tensors), artifact_bytes) + MODEL_OVERHEAD_BYTES
 
 
-def load_model(name: str, model_dir: Path, config: ModelConfig | None = None) -> LoadedModel:
+def load_model(
+    name: str, model_dir: Path, config: ModelConfig | None = None, templates: Templates | None = None
+) -> LoadedModel:
+    """``templates``: where plain traces find their architecture's module structure (templates.py); the
+    process's own by default."""
     config = config or load_config(model_dir)
     if config.platform == "neuron":
         from model_server import neuron
@@ -104,11 +109,10 @@ def load_model(name: str, model_dir: Path, config: ModelConfig | None = None) ->
     path = model_dir / MODEL_FILE
     if not path.is_file():
         raise FileNotFoundError(f"{path}: missing")
-    with quiet_jit():
-        try:
-            module = torch.jit.load(str(path), map_location="cpu")
-        except Exception as err:  # torch raises RuntimeError/ValueError/zipfile errors for corrupt archives
-            raise ValueError(f"{path}: not a loadable TorchScript archive: {err}") from None
+    if config.platform == "torchscript" and config.precision is None:
+        module = (templates or TEMPLATES).load(path)  # a plain trace: may share its architecture's template
+    else:
+        module = jit_load(path)
     module.eval()
     tokenizer = None
     if config.tokenizer is not None:
