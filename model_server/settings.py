@@ -52,6 +52,10 @@ class Settings:
     """TorchScript's optimizing (profiling) executor: off by default, as its per-model, per-shape warm-up costs
     more than it saves when a process serves many models."""
 
+    jit_load_every_model: bool = False
+    """Load every model with ``torch.jit.load``, never as a copy of an already loaded model of its architecture
+    (templates.py): for comparison, or for a store whose models must not share compiled code."""
+
     memory_budget: int = 2 * 1024**3
     """Bytes of loaded models (parameters + buffers); least recently used idle models are evicted beyond it."""
 

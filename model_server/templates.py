@@ -43,7 +43,7 @@ def _weightless(module: torch.jit.ScriptModule) -> torch.jit.ScriptModule:
 
 
 class Templates:
-    """Templates by architecture key, the least recently used dropped beyond ``limit``."""
+    """Templates by architecture key, the least recently used dropped beyond ``limit`` (0: no templates)."""
 
     def __init__(self, limit: int = 16) -> None:
         self.limit = limit
@@ -53,7 +53,9 @@ class Templates:
 
     def load(self, path: Path) -> torch.jit.ScriptModule:
         """The archive's module: a template copy with its tensors when its architecture is known, else
-        ``torch.jit.load`` (which then becomes the template of its architecture)."""
+        ``torch.jit.load`` (which then becomes the template of its architecture). ``limit`` 0: always the latter."""
+        if self.limit == 0:
+            return jit_load(path)
         try:
             archive = Archive(path)
         except (NotReadable, OSError):

@@ -91,3 +91,12 @@ def test_data_pkl_is_never_allowed_to_run_code(tmp_path: Path) -> None:
     with Archive(evil) as archive, pytest.raises(NotReadable, match=r"data\.pkl refers to (posix|os)\.system"):
         archive.tensors()
     assert not marker.exists()
+
+
+def test_no_templates_when_the_limit_is_zero(tmp_path: Path) -> None:
+    """What ``--jit-load-every-model`` gives the server: every model through torch.jit.load."""
+    build_fleet(tmp_path, ["a", "b"], TINY)
+    templates = Templates(limit=0)
+    for name in ("a", "b"):
+        assert same(load_model(name, tmp_path / name, templates=templates).module, tmp_path / name)
+    assert templates.copies == 0 and not templates._templates
