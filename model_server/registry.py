@@ -83,8 +83,8 @@ class Entry:
     loads: int = field(default=0)
     failures: int = 0  # consecutive failed loads, for the back-off; 0 after a success
     size_bytes: int = 0  # measured at its last load: what the next load of this model reserves
-    # Registry clock time from which a FAILED model may be tried again; -inf, not 0.0, because a clock that counts
-    # from boot (or from anywhere) owes nothing to zero.
+    # Registry clock time from which a FAILED model may be tried again; -inf, not 0.0: a clock that counts from
+    # boot (or from anywhere) owes nothing to zero.
     retry_at: float = float("-inf")
 
 

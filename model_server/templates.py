@@ -51,15 +51,16 @@ class Templates:
         self._lock = threading.Lock()
         self.copies = 0  # models built from a template (tests and benchmarks read it)
 
-    def load(self, path: Path) -> torch.jit.ScriptModule:
-        """The archive's module: a template copy with its tensors when its architecture is known, else
-        ``torch.jit.load`` (which then becomes the template of its architecture). ``limit`` 0: always the latter."""
+    def load(self, path: Path) -> tuple[torch.jit.ScriptModule, bool]:
+        """The archive's module, and whether it is a template copy: one when its architecture is known, else
+        ``torch.jit.load`` (which then becomes the template of its architecture). ``limit`` 0: always the latter.
+        A copy's methods are its architecture's, already planned by the first forward pass of any of them."""
         if self.limit == 0:
-            return jit_load(path)
+            return jit_load(path), False
         try:
             archive = Archive(path)
         except (NotReadable, OSError):
-            return jit_load(path)
+            return jit_load(path), False
         with archive:
             with self._lock:
                 known = self._templates.get(archive.key)
@@ -68,20 +69,20 @@ class Templates:
             if known is not None:
                 module = self._copy(known, archive)
                 if module is not None:
-                    return module
+                    return module, True
             module = jit_load(path)
             names = frozenset(module.state_dict())
             try:
                 if set(archive.tensors()) != names:
-                    return module  # tensors that are not parameters or buffers: copies could not replace them
+                    return module, False  # tensors that are not parameters or buffers: copies could not replace them
             except NotReadable:
-                return module
+                return module, False
             template = _weightless(module)
             with self._lock:
                 self._templates[archive.key] = (template, names)
                 while len(self._templates) > self.limit:
                     self._templates.popitem(last=False)
-            return module
+            return module, False
 
     def _copy(
         self, known: tuple[torch.jit.ScriptModule, frozenset[str]], archive: Archive

@@ -40,6 +40,8 @@ def test_models_of_one_architecture_are_copies_of_a_template_with_their_own_weig
     templates = Templates()
     loaded = {name: load_model(name, tmp_path / name, templates=templates) for name in ("a", "b", "c")}
     assert templates.copies == 2  # "a" was loaded with torch.jit.load and became the template
+    assert [m.planned for m in loaded.values()] == [False, True, True]  # copies share the plan a's warm-up builds
+    assert loaded["b"].tokenizer is loaded["c"].tokenizer  # one tokenizer.json, parsed once
     for name, model in loaded.items():
         assert same(model.module, tmp_path / name)
     assert not torch.equal(outputs(loaded["b"].module)[0], outputs(loaded["c"].module)[0])
@@ -100,3 +102,10 @@ def test_no_templates_when_the_limit_is_zero(tmp_path: Path) -> None:
     for name in ("a", "b"):
         assert same(load_model(name, tmp_path / name, templates=templates).module, tmp_path / name)
     assert templates.copies == 0 and not templates._templates
+
+
+def test_a_broken_tokenizer_is_refused_naming_the_file(tmp_path: Path) -> None:
+    build_fleet(tmp_path, ["a"], TINY)
+    (tmp_path / "a" / "tokenizer.json").write_text('{"version": "1.0", "model": 17}')
+    with pytest.raises(ValueError, match=r"a/tokenizer\.json: not a loadable tokenizer"):
+        load_model("a", tmp_path / "a", templates=Templates())
