@@ -12,6 +12,7 @@ import time
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
+from functools import partial
 from typing import Any
 
 import orjson
@@ -90,10 +91,13 @@ def create_app(settings: Settings) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         import torch  # deferred: importing torch costs seconds, and create_app must stay cheap
 
+        from model_server.loaded import load_model
+        from model_server.templates import Templates
+
         torch.set_num_threads(settings.threads)
         store = open_store(settings.store, settings.cache_dir)
         names = settings.models if settings.models is not None else await asyncio.to_thread(store.list_models)
-        load_pool = ThreadPoolExecutor(settings.load_workers, thread_name_prefix="load")
+        load_pool = ThreadPoolExecutor(settings.resolved_load_workers(), thread_name_prefix="load")
         inference_threads = settings.resolved_inference_workers()
         infer_pool = ThreadPoolExecutor(inference_threads, thread_name_prefix="infer")
         registry = Registry(
@@ -108,6 +112,7 @@ def create_app(settings: Settings) -> FastAPI:
             metrics=metrics,
             max_pending_loads=settings.max_pending_loads,
             jit_optimize=settings.jit_optimize,
+            loader=partial(load_model, templates=Templates(limit=0)) if settings.jit_load_every_model else load_model,
             retry_base_s=settings.load_retry_base_s,
             retry_max_s=settings.load_retry_max_s,
             precision=settings.precision,

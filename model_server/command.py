@@ -51,6 +51,7 @@ ENV_VARS: dict[str, str] = {
     "preload": "MODELPACK_PRELOAD",
     "precision": "MODELPACK_PRECISION",
     "jit_optimize": "MODELPACK_JIT_OPTIMIZE",
+    "jit_load_every_model": "MODELPACK_JIT_LOAD_EVERY_MODEL",
     "max_body_bytes": "MODELPACK_MAX_BODY_BYTES",
     "cache_dir": "MODELPACK_CACHE_DIR",
     "graceful_shutdown_s": "MODELPACK_GRACEFUL_SHUTDOWN_S",
@@ -71,7 +72,7 @@ def register(parser: argparse.ArgumentParser) -> None:
     add("--port", help="listen port (default 8080; 0 picks a free one)" + env("port"))
     add("--threads", help="torch intra-op threads (default: CPUs allowed by cgroup/affinity)" + env("threads"))
     add("--inference-workers", help="inference threads (default CPUs // threads)" + env("inference_workers"))
-    add("--load-workers", help="model loading threads (default 1)" + env("load_workers"))
+    add("--load-workers", help="model loading threads (default: CPUs, at least 2)" + env("load_workers"))
     add("--max-pending-loads", help="models waiting to load before 503 (default 32)" + env("max_pending_loads"))
     add(
         "--load-retry-base-s",
@@ -93,6 +94,12 @@ def register(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         default=None,
         help="TorchScript's profiling optimizer (default off: its warm-up per model and shape)" + env("jit_optimize"),
+    )
+    add(
+        "--jit-load-every-model",
+        action="store_true",
+        default=None,
+        help="torch.jit.load every model, never a copy of its architecture's template" + env("jit_load_every_model"),
     )
     add("--max-body-bytes", help="largest request body, e.g. 16Mi (default 16Mi)" + env("max_body_bytes"))
     add("--cache-dir", help="download cache for s3:// stores" + env("cache_dir"))
@@ -232,6 +239,9 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         preload=_typed(args, "preload", _bool, defaults.preload, "true or false"),
         precision=_typed(args, "precision", _precision, None, " or ".join(PRECISIONS)),
         jit_optimize=_typed(args, "jit_optimize", _bool, defaults.jit_optimize, "true or false"),
+        jit_load_every_model=_typed(
+            args, "jit_load_every_model", _bool, defaults.jit_load_every_model, "true or false"
+        ),
         max_body_bytes=_typed(args, "max_body_bytes", _quantity, defaults.max_body_bytes, "a quantity like 16Mi"),
         cache_dir=_typed(args, "cache_dir", Path, defaults.cache_dir),
         graceful_shutdown_s=_typed(args, "graceful_shutdown_s", _float, defaults.graceful_shutdown_s, "seconds"),

@@ -1,6 +1,7 @@
 """One model in memory: its TorchScript module, config and tokenizer, and how to run a batch through it.
 
-Only TorchScript is loaded (``torch.jit.load``), never arbitrary pickles, so a store cannot run code on load.
+Only TorchScript is loaded (``torch.jit.load``, or its tensors into a copy of an already loaded model of the
+same architecture: templates.py), never arbitrary pickles, so a store cannot run code on load.
 """
 
 from __future__ import annotations
@@ -15,8 +16,8 @@ from tokenizers import Tokenizer
 
 from model_server.config import MODEL_FILE, ModelConfig, load_config
 from model_server.datatypes import NUMPY_DTYPES
-from model_server.tokenizer import configure_length
-from model_server.trace import quiet_jit
+from model_server.templates import TEMPLATES, Templates, jit_load
+from model_server.tokenizer import load_tokenizer
 
 
 @dataclass
@@ -27,6 +28,7 @@ class LoadedModel:
     tokenizer: Tokenizer | None
     size_bytes: int
     jit_optimize: bool = False
+    planned: bool = False  # a template copy: its (shared) methods' execution plan exists, no warm-up needed
 
     def run(self, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
         """Blocking forward pass; called from an inference thread, never the event loop.
@@ -50,8 +52,12 @@ class LoadedModel:
 
         A module's first call builds its execution plan (~10-25 ms for a tiny BERT): paying it here keeps it off
         the inference threads, where it would delay every warm model's batches. Skipped for variable or BYTES
-        shapes; a model that fails on zeros still loads (real inputs decide), hence no exception.
+        shapes; a model that fails on zeros still loads (real inputs decide), hence no exception. Skipped for a
+        template copy too (templates.py): it shares its compiled methods, and so their plan, with the model of
+        its architecture that was loaded first and warmed up then; its first call costs what any call does.
         """
+        if self.planned:
+            return True
         specs = self.config.inputs
         if any(d == -1 for s in specs for d in s.shape) or any(s.datatype not in NUMPY_DTYPES for s in specs):
             return False
@@ -89,7 +95,11 @@ def module_bytes(module: torch.nn.Module, artifact_bytes: int = 0) -> int:
     return max(sum(t.numel() * t.element_size() for t in tensors), artifact_bytes) + MODEL_OVERHEAD_BYTES
 
 
-def load_model(name: str, model_dir: Path, config: ModelConfig | None = None) -> LoadedModel:
+def load_model(
+    name: str, model_dir: Path, config: ModelConfig | None = None, templates: Templates | None = None
+) -> LoadedModel:
+    """``templates``: where plain traces find their architecture's module structure (templates.py); the
+    process's own by default."""
     config = config or load_config(model_dir)
     if config.platform == "neuron":
         from model_server import neuron
@@ -104,22 +114,22 @@ def load_model(name: str, model_dir: Path, config: ModelConfig | None = None) ->
     path = model_dir / MODEL_FILE
     if not path.is_file():
         raise FileNotFoundError(f"{path}: missing")
-    with quiet_jit():
-        try:
-            module = torch.jit.load(str(path), map_location="cpu")
-        except Exception as err:  # torch raises RuntimeError/ValueError/zipfile errors for corrupt archives
-            raise ValueError(f"{path}: not a loadable TorchScript archive: {err}") from None
+    planned = False
+    if config.platform == "torchscript" and config.precision is None:
+        module, planned = (templates or TEMPLATES).load(path)  # a plain trace: may share its architecture's template
+    else:
+        module = jit_load(path)
     module.eval()
     tokenizer = None
     if config.tokenizer is not None:
-        tok_path = model_dir / config.tokenizer
-        try:
-            tokenizer = Tokenizer.from_file(str(tok_path))
-        except Exception as err:  # tokenizers raises a plain Exception for missing/invalid files
-            raise ValueError(f"{tok_path}: not a loadable tokenizer: {err}") from None
         assert config.seq_len is not None
-        configure_length(tokenizer, config.seq_len)
+        tokenizer = load_tokenizer(model_dir / config.tokenizer, config.seq_len)
     artifact_bytes = path.stat().st_size if config.precision is not None else 0
     return LoadedModel(
-        name=name, config=config, module=module, tokenizer=tokenizer, size_bytes=module_bytes(module, artifact_bytes)
+        name=name,
+        config=config,
+        module=module,
+        tokenizer=tokenizer,
+        size_bytes=module_bytes(module, artifact_bytes),
+        planned=planned,
     )

@@ -42,7 +42,13 @@ class ServerMetrics:
         self.loads = Counter("modelpack_model_loads", "Model loads by result.", ["result"], registry=r)
         self.load_seconds = Histogram(
             "modelpack_model_load_seconds",
-            "Time to load a model from the store.",
+            "Time to load a model from the store, once started (waiting is modelpack_model_load_wait_seconds).",
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.load_wait_seconds = Histogram(
+            "modelpack_model_load_wait_seconds",
+            "Time a model load waited for a load thread or for memory before it started.",
             buckets=_LATENCY_BUCKETS,
             registry=r,
         )

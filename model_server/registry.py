@@ -3,10 +3,20 @@
 All state changes happen on the event loop (no locks): loads run on the load pool and report back.
 - Lazy, single-flight loading: concurrent first requests share one load task.
 - LRU eviction by measured size (parameter + buffer bytes) when a load would exceed the budget.
-- A model is pinned (refcount) for the whole of every request using it and is never evicted while pinned;
-  if everything is pinned the budget is exceeded briefly and restored when requests finish.
+- A model is pinned (refcount) for the whole of every request using it, from the moment the request asks for
+  it, waiting for its load included, and is never evicted while pinned; if everything is pinned the budget is
+  exceeded briefly and restored when requests finish. Pinning from the request on, not from when the model is
+  READY, is what keeps parallel loads from thrashing: otherwise two loads sharing room for one evict each
+  other's just-loaded model before its waiters resume to pin it, and load again, forever.
 - Loads are bounded too: beyond ``max_pending_loads`` models waiting to load, requests needing another load are
   refused (503 + Retry-After) instead of queueing behind loads that cannot keep up with the miss rate.
+- Loads run in parallel on the load pool, bounded by memory as well as threads: before a load starts, idle models
+  are evicted to make room for its expected size (its last measured size, else the mean of all measured loads), and
+  that size is reserved against the budget until the model's real size replaces it, in the same event-loop
+  step. A load that does not fit waits for another load to finish or a model to be unpinned, so parallel loads
+  cannot overshoot the budget; when no other load is under way it proceeds anyway (what cannot be evicted is
+  pinned by running requests: the same brief overshoot as above). Time waiting for memory or for a load thread
+  (``modelpack_model_load_wait_seconds``) is kept apart from the load itself (``modelpack_model_load_seconds``).
 - A failed load (or a model missing from the store at registration) keeps its reason (repository index, /ready)
   and stays FAILED for a back-off: ``retry_base_s`` after the first failure, doubling per consecutive failure up
   to ``retry_max_s``. Requests meanwhile get the reason and when the next retry is allowed; the first request
@@ -72,6 +82,7 @@ class Entry:
     config: ModelConfig | None = None
     loads: int = field(default=0)
     failures: int = 0  # consecutive failed loads, for the back-off; 0 after a success
+    size_bytes: int = 0  # measured at its last load: what the next load of this model reserves
     # Registry clock time from which a FAILED model may be tried again; -inf, not 0.0: a clock that counts from
     # boot (or from anywhere) owes nothing to zero.
     retry_at: float = float("-inf")
@@ -124,6 +135,9 @@ class Registry:
         self._clock = clock
         self._trimmer = Trimmer()
         self._pending_loads = 0
+        self._reserved = 0  # expected bytes of loads under way, counted against the budget before they allocate
+        self._memory_waiters: list[asyncio.Future[None]] = []  # loads waiting for room, woken to check again
+        self._sizes_total = self._sizes_count = 0  # every measured load: a never-loaded model's expected size
         self._entries: dict[str, Entry] = {}
         self._lru: OrderedDict[str, Entry] = OrderedDict()  # loaded models, least recently used first
         metrics.memory_budget.set(memory_budget)
@@ -183,25 +197,27 @@ class Registry:
         hit = entry.state is ModelState.READY
         self.metrics.cache.labels("hit" if hit else "miss").inc()
         attempted = False  # one load attempt per request, even with no back-off
-        while entry.state is not ModelState.READY:
-            if entry.state is ModelState.FAILED and (attempted or not self._retry_due(entry)):
-                raise self._failed(entry)
-            if entry.loading is None:
-                if self._pending_loads >= self.max_pending_loads:
-                    self.metrics.load_rejections.inc()
-                    raise LoadQueueFullError(f"{self._pending_loads} models are already waiting to load")
-                self._pending_loads += 1
-                entry.loading = asyncio.get_running_loop().create_task(self._load(entry))
-            attempted = True
-            await asyncio.shield(entry.loading)
-        entry.pins += 1
-        self._lru.move_to_end(name)
+        entry.pins += 1  # before the load, so nothing evicts it between its load and this request's use
         try:
+            while entry.state is not ModelState.READY:
+                if entry.state is ModelState.FAILED and (attempted or not self._retry_due(entry)):
+                    raise self._failed(entry)
+                if entry.loading is None:
+                    if self._pending_loads >= self.max_pending_loads:
+                        self.metrics.load_rejections.inc()
+                        raise LoadQueueFullError(f"{self._pending_loads} models are already waiting to load")
+                    self._pending_loads += 1
+                    entry.loading = asyncio.get_running_loop().create_task(self._load(entry))
+                attempted = True
+                await asyncio.shield(entry.loading)
+            self._lru.move_to_end(name)
             yield entry
         finally:
             entry.pins -= 1
-            if self.memory_used > self.memory_budget:
-                self._evict_until(self.memory_budget)
+            if entry.pins == 0:
+                if self.memory_used + self._reserved > self.memory_budget:
+                    self._evict_until(self.memory_budget - self._reserved)
+                self._wake_memory_waiters()  # it may be evictable now, making room for a waiting load
 
     async def ensure_loaded(self, name: str) -> None:
         async with self.use(name):
@@ -211,9 +227,20 @@ class Registry:
     async def _load(self, entry: Entry) -> None:
         loop = asyncio.get_running_loop()
         entry.state, entry.reason = ModelState.LOADING, ""
-        started = time.perf_counter()
+        requested = time.perf_counter()
+        reserved = 0
+        span: list[float] = []  # when the load thread began and ended: the load alone, without any wait
+
+        def timed_load() -> LoadedModel:
+            span.append(time.perf_counter())
+            try:
+                return self._load_blocking(entry.name, entry.config)
+            finally:
+                span.append(time.perf_counter())
+
         try:
-            model = await loop.run_in_executor(self._load_executor, self._load_blocking, entry.name, entry.config)
+            reserved = await self._reserve(self._expected_size(entry))
+            model = await loop.run_in_executor(self._load_executor, timed_load)
         except Exception as err:
             self.metrics.loads.labels("failed").inc()
             self._fail(entry, str(err) or type(err).__name__)
@@ -221,14 +248,22 @@ class Registry:
         finally:
             entry.loading = None
             self._pending_loads -= 1
-        self.metrics.load_seconds.observe(time.perf_counter() - started)
+            # No await from here to the accounting below: the reservation turns into memory_used in one step,
+            # so no waiting load ever sees the room this one holds as free.
+            self._release(reserved)
+            if span:
+                self.metrics.load_wait_seconds.observe(span[0] - requested)
+                self.metrics.load_seconds.observe(span[-1] - span[0])
+        entry.size_bytes = model.size_bytes
+        self._sizes_total += model.size_bytes
+        self._sizes_count += 1
         if model.size_bytes > self.memory_budget:
             self.metrics.loads.labels("failed").inc()
             self._fail(
                 entry, f"model needs {model.size_bytes} bytes, more than the whole memory budget ({self.memory_budget})"
             )
             return
-        self._evict_until(self.memory_budget - model.size_bytes)
+        self._evict_until(self.memory_budget - self._reserved - model.size_bytes)
         entry.model, entry.config = model, model.config
         batch_limit = model.config.max_batch_size or 1
         entry.batcher = Batcher(
@@ -249,10 +284,44 @@ class Registry:
         self.metrics.bytes_loaded.inc(model.size_bytes)
         self._update_gauges()
 
+    def _expected_size(self, entry: Entry) -> int:
+        """Its size at its last load, else the mean size of every load so far (0 before the first)."""
+        if entry.size_bytes:
+            return entry.size_bytes
+        return self._sizes_total // self._sizes_count if self._sizes_count else 0
+
+    async def _reserve(self, size: int) -> int:
+        """Make room for a load of ``size`` bytes and count it against the budget; wait while other loads hold
+        room that eviction cannot free. Never waits with no other load under way, so it cannot deadlock: every
+        wait ends when some load finishes (or a model is unpinned)."""
+        while True:
+            self._evict_until(self.memory_budget - self._reserved - size)
+            if self.memory_used + self._reserved + size <= self.memory_budget or self._reserved == 0:
+                self._reserved += size
+                return size
+            waiter = asyncio.get_running_loop().create_future()
+            self._memory_waiters.append(waiter)
+            await waiter
+
+    def _release(self, size: int) -> None:
+        self._reserved -= size
+        self._wake_memory_waiters()
+
+    def _wake_memory_waiters(self) -> None:
+        """Synchronous: waiters only resume later on the loop, each re-checking the room left then."""
+        waiters, self._memory_waiters = self._memory_waiters, []
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+
     def _load_blocking(self, name: str, config: ModelConfig | None) -> LoadedModel:
+        # The config (and with it the precision) is checked before the weights are read: a model built for
+        # another precision is refused without deserializing its graph.
+        model_dir = self._model_dir(name)
+        config = config or load_config(model_dir)
+        check_precision(config, self.precision, f"model {name!r}")
         self._trimmer.maybe_trim()  # evicted models' pages go back to the OS before new ones are allocated
-        model = self._loader(name, self._model_dir(name), config)
-        check_precision(model.config, self.precision, f"model {name!r}")
+        model = self._loader(name, model_dir, config)
         model.jit_optimize = self.jit_optimize
         model.warm_up()
         return model

@@ -34,8 +34,9 @@ class Settings:
     """Inference threads (batches of different models run in parallel); 0 = max(1, CPUs // threads), so the
     CPUs are used fully but never oversubscribed by intra-op threads."""
 
-    load_workers: int = 1
-    """Threads that load models from disk, separate from inference so a cold load never blocks warm models."""
+    load_workers: int = 0
+    """Threads that load models from disk, separate from inference so a cold load never blocks warm models;
+    0 = one per CPU, at least 2 (loads also wait on disk and memory, and the budget bounds them further)."""
 
     max_pending_loads: int = 32
     """Models waiting to load at once; requests that need yet another load get 503 + Retry-After meanwhile."""
@@ -50,6 +51,10 @@ class Settings:
     jit_optimize: bool = False
     """TorchScript's optimizing (profiling) executor: off by default, as its per-model, per-shape warm-up costs
     more than it saves when a process serves many models."""
+
+    jit_load_every_model: bool = False
+    """Load every model with ``torch.jit.load``, never as a copy of an already loaded model of its architecture
+    (templates.py): for comparison, or for a store whose models must not share compiled code."""
 
     memory_budget: int = 2 * 1024**3
     """Bytes of loaded models (parameters + buffers); least recently used idle models are evicted beyond it."""
@@ -82,6 +87,9 @@ class Settings:
 
     log_level: str = "info"
     """uvicorn log level."""
+
+    def resolved_load_workers(self) -> int:
+        return self.load_workers if self.load_workers > 0 else max(2, available_cpus())
 
     def resolved_inference_workers(self) -> int:
         if self.inference_workers > 0:

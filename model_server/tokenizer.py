@@ -1,9 +1,14 @@
-"""One small word-piece tokenizer built locally with ``tokenizers`` (no hub download), shared by a whole fleet."""
+"""One small word-piece tokenizer built locally with ``tokenizers`` (no hub download), shared by a whole fleet;
+and the server's loading of tokenizers, shared between models whose tokenizer.json and seq_len are the same."""
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import string
+import threading
+from collections import OrderedDict
+from pathlib import Path
 
 from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
 
@@ -55,3 +60,42 @@ def configure_length(tokenizer: Tokenizer, seq_len: int) -> None:
     """Pad and truncate every encoding to exactly ``seq_len`` tokens, the model's fixed sequence length."""
     tokenizer.enable_truncation(max_length=seq_len)
     tokenizer.enable_padding(length=seq_len, pad_id=0, pad_token="[PAD]")
+
+
+class _Tokenizers:
+    """Loaded tokenizers by (file content, seq_len), the least recently used dropped beyond ``limit``.
+
+    A fleet's models carry the same tokenizer.json: parsing it once, not per model load (~1.4 ms and ~0.3 MiB
+    each for the fleet's), is safe because a configured tokenizer is only read afterwards (``encode_batch``)."""
+
+    def __init__(self, limit: int = 64) -> None:
+        self.limit = limit
+        self._loaded: OrderedDict[tuple[str, int], Tokenizer] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def load(self, path: Path, seq_len: int) -> Tokenizer:
+        try:
+            text = path.read_bytes()
+            key = (hashlib.sha256(text).hexdigest(), seq_len)
+            with self._lock:
+                found = self._loaded.get(key)
+                if found is not None:
+                    self._loaded.move_to_end(key)
+                    return found
+            tokenizer = Tokenizer.from_str(text.decode())
+        except Exception as err:  # OSError, UnicodeDecodeError, and tokenizers' plain Exception for invalid files
+            raise ValueError(f"{path}: not a loadable tokenizer: {err}") from None
+        configure_length(tokenizer, seq_len)
+        with self._lock:
+            self._loaded[key] = tokenizer
+            while len(self._loaded) > self.limit:
+                self._loaded.popitem(last=False)
+        return tokenizer
+
+
+_TOKENIZERS = _Tokenizers()
+
+
+def load_tokenizer(path: Path, seq_len: int) -> Tokenizer:
+    """A tokenizer file padded and truncated to ``seq_len``; the same object for the same file and length."""
+    return _TOKENIZERS.load(path, seq_len)

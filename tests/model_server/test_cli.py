@@ -100,6 +100,9 @@ def test_settings_from_flags_and_env(fleet: Path, monkeypatch: pytest.MonkeyPatc
     assert (settings.load_retry_base_s, settings.load_retry_max_s) == (1.0, 60.0)
     monkeypatch.setenv("MODELPACK_JIT_OPTIMIZE", "1")
     assert settings_from_args(args).jit_optimize is True
+    assert settings.jit_load_every_model is False and settings.load_workers == 0  # 0: the CPUs, at least 2
+    monkeypatch.setenv("MODELPACK_JIT_LOAD_EVERY_MODEL", "true")
+    assert settings_from_args(args).jit_load_every_model is True
 
 
 @pytest.mark.parametrize(

@@ -78,7 +78,7 @@ class FakeClock:
 
 @pytest.fixture
 async def make_registry(fleet: Path) -> AsyncIterator:  # type: ignore[type-arg]
-    pools = [ThreadPoolExecutor(1), ThreadPoolExecutor(1)]
+    pools = [ThreadPoolExecutor(2), ThreadPoolExecutor(1)]
     made: list[Registry] = []
 
     def make(
@@ -172,10 +172,13 @@ async def test_a_model_not_built_at_the_servers_precision_is_refused_saying_how_
     rebuild += r"`modelpack models build --precision int8-dynamic`"
     with pytest.raises(ModelFailedError, match=rebuild):
         await registry.config("m-a")  # a metadata read says so too, without loading weights
-    registry = make_registry(precision="int8-dynamic")
+    loader = CountingLoader()
+    registry = make_registry(precision="int8-dynamic", loader=loader)
     with pytest.raises(ModelFailedError, match=rebuild):
         await registry.ensure_loaded("m-a")
     assert registry.entry("m-a").state is ModelState.FAILED and registry.memory_used == 0
+    assert loader.calls == []  # refused from config.json: the weights were never read
+    assert sample(registry, "modelpack_model_load_seconds_count") == 1  # the attempt is still a (failed) load
     anything = make_registry()  # no precision asked: served as built
     await anything.ensure_loaded("m-a")
     assert anything.entry("m-a").state is ModelState.READY
@@ -282,3 +285,71 @@ async def test_loads_waiting_are_bounded(make_registry) -> None:  # type: ignore
     await asyncio.gather(first, second)
     assert loader.calls == ["m-a"]
     await registry.ensure_loaded("m-b")  # room again once the load finished
+
+
+def sample(registry: Registry, name: str) -> float:
+    value = registry.metrics.registry.get_sample_value(name)
+    assert value is not None, name
+    return value
+
+
+async def test_loads_of_different_models_run_in_parallel(make_registry) -> None:  # type: ignore[no-untyped-def]
+    loader = CountingLoader()
+    loader.gate.clear()
+    registry = make_registry(loader=loader)
+    both = [asyncio.create_task(registry.ensure_loaded(name)) for name in ("m-a", "m-b")]
+    for _ in range(200):
+        if len(loader.calls) == 2:
+            break
+        await asyncio.sleep(0.01)
+    assert sorted(loader.calls) == ["m-a", "m-b"]  # both started while neither had finished
+    loader.gate.set()
+    await asyncio.gather(*both)
+
+
+async def test_parallel_loads_wait_for_memory_instead_of_overshooting(make_registry, fleet: Path) -> None:  # type: ignore[no-untyped-def]
+    """Room for one model, requests for two: the second load waits for the first though a thread is free, and
+    neither load evicts the other's model before its request used it. That was the hang of the first attempt:
+    each finished load evicted the other's fresh, not yet pinned model, whose request loaded it again, forever."""
+    size = model_size(fleet)
+    loader = CountingLoader()
+    registry = make_registry(budget=size + size // 2, loader=loader)
+    await registry.ensure_loaded("m-a")  # learn the size
+    assert registry.unload("m-a")
+    loader.calls.clear()
+    loader.gate.clear()
+    both = [asyncio.create_task(registry.ensure_loaded(name)) for name in ("m-a", "m-b")]
+    await _until(lambda: len(loader.calls) == 1, "the first load started")
+    await asyncio.sleep(0.2)
+    assert len(loader.calls) == 1  # the second load waits: two would not fit the budget
+    loader.gate.set()
+    await asyncio.wait_for(asyncio.gather(*both), 30)
+    assert sorted(loader.calls) == ["m-a", "m-b"]  # each loaded once: no thrashing
+    assert registry.memory_used <= registry.memory_budget
+
+
+async def test_a_load_goes_ahead_when_everything_loaded_is_pinned(make_registry, fleet: Path) -> None:  # type: ignore[no-untyped-def]
+    """Nothing evictable and no other load under way: waiting could only deadlock, so the load overshoots the
+    budget briefly, and the budget holds again once the requests are done."""
+    size = model_size(fleet)
+    registry = make_registry(budget=size + size // 2)
+    async with registry.use("m-a"):
+        await asyncio.wait_for(registry.ensure_loaded("m-b"), 30)
+        assert registry.entry("m-a").state is ModelState.READY  # pinned: never evicted under a request
+    assert len(registry.loaded_names()) == 1 and registry.memory_used <= registry.memory_budget
+
+
+async def test_load_wait_is_measured_apart_from_the_load(make_registry, fleet: Path) -> None:  # type: ignore[no-untyped-def]
+    size = model_size(fleet)
+    loader = CountingLoader()
+    registry = make_registry(budget=size + size // 2, loader=loader)
+    await registry.ensure_loaded("m-b")  # learn the size: the next two loads cannot run at once
+    assert registry.unload("m-b")
+    loader.gate.clear()
+    both = [asyncio.create_task(registry.ensure_loaded(name)) for name in ("m-b", "m-a")]
+    await asyncio.sleep(0.3)  # m-b's load holds the memory; m-a waits the whole time
+    loader.gate.set()
+    await asyncio.gather(*both)
+    assert sample(registry, "modelpack_model_load_wait_seconds_count") == 3
+    assert sample(registry, "modelpack_model_load_wait_seconds_sum") >= 0.25  # m-a's wait, not its load
+    assert sample(registry, "modelpack_model_load_seconds_count") == 3

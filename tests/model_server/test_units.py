@@ -13,6 +13,7 @@ from model_server.cpus import cgroup_cpu_limit
 from model_server.loaded import load_model
 from model_server.memory import Trimmer
 from model_server.neuron import NeuronUnavailableError
+from model_server.templates import Templates
 
 
 def test_neuron_model_without_sdk_fails_naming_the_package(fleet: Path, tmp_path: Path) -> None:
@@ -53,7 +54,7 @@ def test_trimmer_runs_only_after_frees_and_at_most_once_per_interval() -> None:
 
 
 def test_warm_up_runs_declared_shapes_and_never_raises(fleet: Path) -> None:
-    model = load_model("m-a", fleet / "m-a")
+    model = load_model("m-a", fleet / "m-a", templates=Templates(limit=0))  # not a template copy: it warms up
     assert model.warm_up() is True
     too_long = [s.model_copy(update={"shape": [1000]}) for s in model.config.inputs]  # beyond the position table
     model.config = model.config.model_copy(update={"inputs": too_long})
