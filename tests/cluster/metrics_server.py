@@ -20,6 +20,7 @@ from __future__ import annotations
 import base64
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 from tests.cluster.node_images import ImageSpec, scratch_image
 from tests.cluster.wait import wait_for
@@ -116,8 +117,17 @@ def args(node_ip: str) -> list[str]:
     ]
 
 
-def server_objects(image_ref: str, node_ip: str, cert_pem: str, key_pem: str, ca_pem: str) -> list[dict[str, Any]]:
-    """The serving cert's Secret, the Deployment on the node's network, its Service and the APIService."""
+def server_objects(
+    image_ref: str, node_ip: str, apiserver: str, cert_pem: str, key_pem: str, ca_pem: str
+) -> list[dict[str, Any]]:
+    """The serving cert's Secret, the Deployment on the node's network, its Service and the APIService.
+
+    ``apiserver`` (``https://host:port``): where metrics-server's in-cluster client connects. On the node's
+    network it takes the node daemons' way, the host end of the veth, rather than the ``kubernetes`` ClusterIP
+    (which there is only kube-proxy's DNAT of locally sent packets): the variables the kubelet would set for
+    that Service are overridden by the container's own.
+    """
+    url = urlsplit(apiserver)
     meta = {"name": NAME, "namespace": NAMESPACE, "labels": LABELS}
     probe = {"path": "/readyz", "port": PORT, "scheme": "HTTPS"}
     container = {
@@ -125,6 +135,10 @@ def server_objects(image_ref: str, node_ip: str, cert_pem: str, key_pem: str, ca
         "image": image_ref,
         "imagePullPolicy": "IfNotPresent",
         "args": args(node_ip),
+        "env": [
+            {"name": "KUBERNETES_SERVICE_HOST", "value": url.hostname},
+            {"name": "KUBERNETES_SERVICE_PORT", "value": str(url.port)},
+        ],
         "ports": [{"name": "https", "containerPort": PORT, "protocol": "TCP"}],
         "readinessProbe": {"httpGet": probe, "periodSeconds": 2, "failureThreshold": 3},
         "livenessProbe": {"httpGet": {**probe, "path": "/livez"}, "periodSeconds": 10, "failureThreshold": 3},
@@ -213,7 +227,8 @@ def deploy(cp: ControlPlane, node: RealNode, binary: Path, timeout: float = 120)
     node_ip = node.network.node_ip
     cert = cp.serving_cert(NAME, NAME, [f"DNS:{service_dns()}", f"DNS:{NAME}.{NAMESPACE}", f"IP:{node_ip}"])
     cp.apply(rbac_objects())
-    cp.apply(server_objects(ref, node_ip, cert.cert.read_text(), cert.key.read_text(), cp.ca_cert.read_text()))
+    pems = (cert.cert.read_text(), cert.key.read_text(), cp.ca_cert.read_text())
+    cp.apply(server_objects(ref, node_ip, cp.server, *pems))
 
     def node_usage() -> bool:
         got = cp.kubectl("get", "--raw", metrics_path("nodes"), check=False)

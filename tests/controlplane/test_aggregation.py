@@ -33,8 +33,8 @@ def test_the_metrics_server_objects_pass_the_apiservers_validation(control_plane
     cp = control_plane
     cert = cp.serving_cert("ms-dry-run", "metrics-server", [f"DNS:{metrics_server.service_dns()}"])
     objects = metrics_server.rbac_objects() + metrics_server.server_objects(
-        "localhost/modelpack/metrics-server:dry-run", "172.31.254.2", cert.cert.read_text(), cert.key.read_text(),
-        cp.ca_cert.read_text(),
+        "localhost/modelpack/metrics-server:dry-run", "172.31.254.2", "https://172.31.254.1:6443",
+        cert.cert.read_text(), cert.key.read_text(), cp.ca_cert.read_text(),
     )  # fmt: skip
     got = cp.kubectl("apply", "--dry-run=server", "-f", "-", input=yaml.safe_dump_all(objects))
     kinds = sorted(line.split()[0].split("/")[0] for line in got.stdout.splitlines())
