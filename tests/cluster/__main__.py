@@ -39,6 +39,11 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="add a real node (containerd, kubelet, kube-proxy, CoreDNS) in its own network namespace",
     )
+    up.add_argument(
+        "--metrics-server",
+        action="store_true",
+        help="with --real-node: also run metrics-server, so `kubectl top` and CPU-based HPAs work",
+    )
     sub.add_parser("build", help="build the control-plane binaries into the cache (instant when cached)")
     return parser
 
@@ -56,6 +61,10 @@ def _up(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGINT, signal.default_int_handler)
     if args.real_node:
         return _up_real(args)
+    if args.metrics_server:
+        print("python -m tests.cluster up: error: --metrics-server needs --real-node (kwok nodes run no kubelet "
+              "to scrape)", file=sys.stderr)  # fmt: skip
+        return 2
     cp = ControlPlane(keep_logs=args.keep_logs, workdir=args.workdir)
 
     def start() -> list[str]:
@@ -74,7 +83,12 @@ def _up_real(args: argparse.Namespace) -> int:
 
     def start() -> list[str]:
         rc.start()
-        assert rc.cp is not None
+        assert rc.cp is not None and rc.node is not None
+        if args.metrics_server:
+            from tests.cluster import metrics_server
+            from tests.cluster.binaries import ensure_metrics_server
+
+            metrics_server.deploy(rc.cp, rc.node, ensure_metrics_server())
         nodes = register_pools(rc.cp, args.pools)
         return [f"nodes: {', '.join([*nodes, 'modelpack-node (real)'])}", f"kubeconfig: {rc.cp.kubeconfig}",
                 f"node state: {rc.network.state_dir} (netns holder pid {rc.network.holder_pid})",

@@ -30,6 +30,8 @@ COREDNS_VERSION = "v1.14.7"
 # the control plane does not, so adding or bumping it never rebuilds the control plane's entries.
 PROMETHEUS_VERSION = "v0.316.0"
 PROMETHEUS_COMMANDS = ("prometheus", "promtool")
+# The resource metrics API (metrics.k8s.io) the HorizontalPodAutoscaler reads; its own cache entry, like Prometheus.
+METRICS_SERVER_VERSION = "v0.8.0"
 
 KUBE_COMMANDS = ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl")
 # The real node's binaries: a separate cache entry, so adding them never invalidates (and rebuilds) the control
@@ -247,9 +249,9 @@ def _build_etcd(dest: Path, version: str) -> None:
     _go(["build", "-trimpath", "-ldflags", "-s -w", "-o", str(dest / "etcd"), "go.etcd.io/etcd/server/v3"], cwd=work)
 
 
-def _go_install(dest: Path, target: str) -> None:
+def _go_install(dest: Path, target: str, ldflags: str = "-s -w") -> None:
     _log(f"go install {target}")
-    _go(["install", "-trimpath", "-ldflags", "-s -w", target], cwd=Path.cwd(), env={"GOBIN": str(dest)})
+    _go(["install", "-trimpath", "-ldflags", ldflags, target], cwd=Path.cwd(), env={"GOBIN": str(dest)})
 
 
 def _ensure(name: str, version: str, files: tuple[str, ...], build) -> Path:  # type: ignore[no-untyped-def]
@@ -303,6 +305,19 @@ def ensure_node_binaries() -> NodeBinaries:
     )
 
 
+def _build_metrics_server(dest: Path, version: str) -> None:
+    """``go install`` of its module (its go.mod has no replaces to honour), stamped with the version as its
+    Makefile does (``metrics-server --version`` otherwise says ``v0.0.0-master``)."""
+    stamp = f"-X k8s.io/client-go/pkg/version.gitVersion={version}"
+    _go_install(dest, f"sigs.k8s.io/metrics-server/cmd/metrics-server@{version}", f"-s -w {stamp}")
+
+
+def ensure_metrics_server() -> Path:
+    """The metrics-server binary, building it if the cache lacks it."""
+    built = _ensure("metrics-server", METRICS_SERVER_VERSION, ("metrics-server",), _build_metrics_server)
+    return built / "metrics-server"
+
+
 @dataclass(frozen=True)
 class PrometheusBinaries:
     """The Prometheus server and promtool, for the chart's dashboard and rules (tests/monitoring)."""
@@ -323,4 +338,5 @@ if __name__ == "__main__":
         for field, path in vars(bins).items():
             print(f"{field}: {path}")
     print(f"argocd_lua: {ensure_argocd_lua()}")
+    print(f"metrics_server: {ensure_metrics_server()}")
     print(f"total: {time.monotonic() - started:.1f}s")

@@ -37,6 +37,8 @@ KWOK_NODE_ANNOTATION = "kwok.x-k8s.io/node"
 # Client-side rate limits (defaults 20-50 QPS) would make a 1,000-pod rollout the limiter's benchmark.
 CLIENT_RATE = ("--kube-api-qps=1000", "--kube-api-burst=2000")
 PORT_ATTEMPTS = 3
+# The aggregation layer's client identity towards extension apiservers (metrics-server).
+FRONT_PROXY_CLIENT = "front-proxy-client"
 DISABLED_CONTROLLERS = ("cloud-node-lifecycle-controller", "service-lb-controller", "node-route-controller")
 
 
@@ -74,13 +76,16 @@ class ControlPlane:
         workdir: Path | None = None,
         start_timeout: float = 90.0,
         bind_address: str = "127.0.0.1",
+        controller_args: Sequence[str] = (),
     ) -> None:
         """``bind_address``: where the apiserver listens and what it advertises (the ``kubernetes`` Service's
         endpoint). Loopback unless a real node needs it: then the host end of the node's veth pair, which
-        the node's network namespace reaches (see ``tests/cluster/realnode.py``).
+        the node's network namespace reaches (see ``tests/cluster/realnode.py``). ``controller_args``: more
+        kube-controller-manager flags (the real-node cluster's quicker HPA loop).
         """
         self._binaries = binaries
         self.bind_address = bind_address
+        self.controller_args = tuple(controller_args)
         self.keep_logs = keep_logs
         self._given_workdir = workdir
         self.start_timeout = start_timeout
@@ -198,6 +203,7 @@ class ControlPlane:
                 "--authorization-mode=Node,RBAC",
                 "--allow-privileged=true",
                 f"--cert-dir={self.workdir / 'apiserver-certs'}",
+                *self._aggregation_flags(),
             ],
         )
         ctx = ssl.create_default_context(cafile=str(p / "ca.crt"))
@@ -223,6 +229,7 @@ class ControlPlane:
                 f"--cluster-signing-key-file={p / 'ca.key'}",
                 f"--service-cluster-ip-range={SERVICE_CIDR}",
                 *CLIENT_RATE,
+                *self.controller_args,
             ],
         )
         scheduler = self._spawn(
@@ -263,6 +270,28 @@ class ControlPlane:
         self._wait(kwok, lambda: _http_ok(f"http://127.0.0.1:{ports['kwok']}/healthz", None), "kwok /healthz")
         self._wait(apiserver, self._default_service_account_exists, "default ServiceAccount from the controllers")
 
+    def _aggregation_flags(self) -> list[str]:
+        """The aggregation layer: the apiserver proxies an APIService's group (metrics.k8s.io) to the extension
+        apiserver with the front proxy's client cert and the caller in X-Remote-* headers, which the extension
+        trusts from that CA and name only (it reads both from the extension-apiserver-authentication ConfigMap
+        the apiserver publishes). Aggregator routing sends the proxied request to the Service's endpoint address
+        rather than its ClusterIP: the apiserver runs on the host, outside kube-proxy's reach."""
+        p = self.pki_dir
+        return [
+            f"--requestheader-client-ca-file={p / 'front-proxy-ca.crt'}",
+            f"--requestheader-allowed-names={FRONT_PROXY_CLIENT}",
+            "--requestheader-extra-headers-prefix=X-Remote-Extra-",
+            "--requestheader-group-headers=X-Remote-Group",
+            "--requestheader-username-headers=X-Remote-User",
+            f"--proxy-client-cert-file={p / 'front-proxy-client.crt'}",
+            f"--proxy-client-key-file={p / 'front-proxy-client.key'}",
+            "--enable-aggregator-routing=true",
+        ]
+
+    def _make_front_proxy(self) -> pki.KeyPair:
+        ca = pki.make_ca(self.pki_dir, "front-proxy-ca", "modelpack-test-front-proxy-ca")
+        return pki.issue(ca, self.pki_dir, "front-proxy-client", FRONT_PROXY_CLIENT)
+
     def _make_pki(self) -> tuple[Path, Path]:
         """Every key and cert the plane needs, issued in parallel while etcd boots (openssl is the cost)."""
         p = self.pki_dir
@@ -274,6 +303,7 @@ class ControlPlane:
         with ThreadPoolExecutor(max_workers=4) as pool:
             serving = pool.submit(pki.issue, ca, p, "apiserver", "kube-apiserver", (), sans)
             sa_key = pool.submit(pki.make_rsa_key, p, "sa")
+            front_proxy = pool.submit(self._make_front_proxy)
             # What the apiserver shows a real kubelet (logs, exec); kwok's fake kubelets ignore it.
             kubelet_client = pool.submit(pki.issue, ca, p, "kubelet-client", "kube-apiserver-kubelet-client",
                                          ("system:masters",))  # fmt: skip
@@ -282,6 +312,7 @@ class ControlPlane:
             scheduler = pool.submit(self._cert_kubeconfig, "scheduler", "system:kube-scheduler")
             serving.result()
             sa_key.result()
+            front_proxy.result()
             kubelet_client.result()
             self.kubeconfig = admin.result()
             return kcm.result(), scheduler.result()

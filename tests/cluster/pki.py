@@ -31,11 +31,13 @@ def _openssl(*args: str, cwd: Path) -> None:
         raise RuntimeError(f"openssl {args[0]} failed: {proc.stderr.strip()}")
 
 
-def make_ca(directory: Path, name: str = "ca") -> KeyPair:
+def make_ca(directory: Path, name: str = "ca", common_name: str = "modelpack-test-ca") -> KeyPair:
+    """A self-signed CA; a second one (the aggregation layer's front proxy) needs its own ``common_name``, or
+    chain building could not tell the two issuers apart."""
     pair = KeyPair(directory / f"{name}.crt", directory / f"{name}.key")
     _openssl(
         "req", "-x509", *_EC, "-keyout", str(pair.key), "-out", str(pair.cert), "-days", _DAYS,
-        "-subj", "/CN=modelpack-test-ca",
+        "-subj", f"/CN={common_name}",
         "-addext", "basicConstraints=critical,CA:TRUE",
         "-addext", "keyUsage=critical,keyCertSign,cRLSign,digitalSignature",
         cwd=directory,

@@ -19,6 +19,12 @@ from tests.cluster.node_images import ImageSpec, scratch_image
 from tests.cluster.realnode import CLUSTER_DNS, CLUSTER_DOMAIN, RealNode
 
 BUSYBOX = Path("/bin/busybox")
+# The HPA controller at test speed: a decision every 5 s (default 15 s), and a scale-in once the recommendation
+# has been lower for 20 s (default 5 min). Only a cluster with real pods and resource metrics has HPAs that act.
+HPA_CONTROLLER_ARGS = (
+    "--horizontal-pod-autoscaler-sync-period=5s",
+    "--horizontal-pod-autoscaler-downscale-stabilization=20s",
+)
 
 
 def coredns_image(bins: NodeBinaries) -> ImageSpec:
@@ -52,7 +58,7 @@ class RealCluster:
         bins = ensure_node_binaries()
         try:
             self.network.create()
-            self.cp = ControlPlane(bind_address=self.network.host_ip).start()
+            self.cp = ControlPlane(bind_address=self.network.host_ip, controller_args=HPA_CONTROLLER_ARGS).start()
             self.node = RealNode(self.network, self.cp, bins).start()
             if self.dns:
                 image = self.node.import_image(coredns_image(bins))

@@ -28,6 +28,7 @@ def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
         (("up", "--pools", "tpu=2"), "unknown pool 'tpu'"),
         (("up", "--pools", "x86"), "pool entry 'x86' must look like NAME=COUNT"),
         (("up", "--pools", "gpu=many"), "node count 'many' for pool 'gpu' is not an integer"),
+        (("up", "--metrics-server"), "--metrics-server needs --real-node"),
         (("down",), "invalid choice: 'down'"),
         ((), "the following arguments are required: command"),
     ],

@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import contextlib
 import os
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from tests.cluster import metrics_server
+from tests.cluster.binaries import ensure_metrics_server
 from tests.cluster.fixtures import _namespace_name
 from tests.cluster.realcluster import RealCluster
 from tests.cluster.wait import wait_for
@@ -87,3 +90,15 @@ def operator(real_cluster: RealCluster, images: dict[str, str]) -> Iterator[str]
 def store(real_cluster: RealCluster) -> Path:
     """24 distinct tiny BERTs in a directory on the node's filesystem, readable by the servers' uid."""
     return fill_store(real_cluster.network.state_dir / "store")
+
+
+@pytest.fixture(scope="session")
+def metrics_api(real_cluster: RealCluster) -> str:
+    """metrics-server on the node, once per session, for the tests whose HPAs read CPU: returns the APIService's
+    name once the API serves the node's usage. Left running until the session's cluster stops."""
+    cp, node = real_cluster.cp, real_cluster.node
+    assert cp is not None and node is not None
+    started = time.monotonic()
+    metrics_server.deploy(cp, node, ensure_metrics_server())
+    print(f"[e2e] metrics API serving in {time.monotonic() - started:.0f}s")
+    return metrics_server.APISERVICE

@@ -111,31 +111,33 @@ def store_volume(ns: str, path: Path) -> list[dict[str, Any]]:
     ]
 
 
-def pack(ns: str, models: list[str] = MODELS, memory: str | None = None) -> dict[str, Any]:
-    """The test's ModelPack ``bert``; ``memory`` sets the servers' memory request and limit (an OOM test)."""
+def pack(
+    ns: str, models: list[str] = MODELS, memory: str | None = None, autoscaling: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """The test's ModelPack ``bert``; ``memory`` sets the servers' memory request and limit (an OOM test),
+    ``autoscaling`` its ``spec.autoscaling``."""
     # Three servers on one 2-core node: request little CPU so all three schedule.
     resources: dict[str, Any] = {"requests": {"cpu": "100m"}}
     if memory is not None:
         resources = {"requests": {"cpu": "100m", "memory": memory}, "limits": {"memory": memory}}
-    return {
-        "apiVersion": "modelpack.dev/v1alpha1",
-        "kind": "ModelPack",
-        "metadata": {"name": "bert", "namespace": ns},
-        "spec": {
-            "store": {"uri": "pvc://models"},
-            "models": {"names": models},
-            "modelsPerServer": PER_SERVER,
-            "compute": {"type": "x86", "resources": resources},
-            "server": {"memoryBudget": "256Mi", "workerThreads": 1},
-        },
+    spec: dict[str, Any] = {
+        "store": {"uri": "pvc://models"},
+        "models": {"names": models},
+        "modelsPerServer": PER_SERVER,
+        "compute": {"type": "x86", "resources": resources},
+        "server": {"memoryBudget": "256Mi", "workerThreads": 1},
     }
+    if autoscaling is not None:
+        spec["autoscaling"] = autoscaling
+    return {"apiVersion": "modelpack.dev/v1alpha1", "kind": "ModelPack", "metadata": {"name": "bert", "namespace": ns},
+            "spec": spec}  # fmt: skip
 
 
-def loadtest(ns: str, duration: str = "15s", slo: bool = True, name: str = "lt") -> dict[str, Any]:
+def loadtest(ns: str, duration: str = "15s", slo: bool = True, name: str = "lt", rate: int = 20) -> dict[str, Any]:
     spec: dict[str, Any] = {
         "target": {"modelPack": "bert"},
         "workers": 2,
-        "load": {"mode": "constant-rate", "rate": 20, "duration": duration, "warmup": "5s", "timeout": "5s"},
+        "load": {"mode": "constant-rate", "rate": rate, "duration": duration, "warmup": "5s", "timeout": "5s"},
         "payload": PAYLOAD,
     }
     if slo:
@@ -172,10 +174,13 @@ def wait_pack(cp: ControlPlane, ns: str, what: str, probe: Any, timeout: float =
         raise AssertionError(f"{err}\nstatus: {status(cp, 'modelpack', ns, 'bert')}\n{diagnose(cp, ns)}") from err
 
 
-def ready_pack(cp: ControlPlane, ns: str, store: Path, models: list[str]) -> list[dict[str, Any]]:
-    """Apply the store's volume and the pack, wait for phase Ready; returns the server pods."""
+def ready_pack(
+    cp: ControlPlane, ns: str, store: Path, models: list[str], autoscaling: dict[str, Any] | None = None
+) -> list[dict[str, Any]]:
+    """Apply the store's volume and the pack, wait for phase Ready; returns the server pods (one per server:
+    an autoscaled pack starts at ``minReplicas``, which these tests keep at 1)."""
     cp.apply(store_volume(ns, store))
-    cp.apply([pack(ns, models)], namespace=ns)
+    cp.apply([pack(ns, models, autoscaling=autoscaling)], namespace=ns)
     started = time.monotonic()
     wait_pack(cp, ns, "ModelPack Ready", lambda s: s.get("phase") == "Ready")
     print(f"[e2e] pack of {len(models)} Ready in {time.monotonic() - started:.0f}s")
