@@ -20,8 +20,7 @@ demo: $(STAMP)
 ## Installs everything the tests need, builds the control plane binaries once, runs every test.
 test: $(STAMP)
 	hack/system-deps.sh
-	$(PY) -m tests.cluster.binaries
-	$(PY) -m tests.cluster.modelpack_images
+	hack/build-all.sh $(PY)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/lint-imports
 	$(VENV)/bin/mypy

@@ -30,6 +30,9 @@ COREDNS_VERSION = "v1.14.7"
 # the control plane does not, so adding or bumping it never rebuilds the control plane's entries.
 PROMETHEUS_VERSION = "v0.316.0"
 PROMETHEUS_COMMANDS = ("prometheus", "promtool")
+# Prometheus' documented build tag that leaves out every service-discovery plugin (plugins/plugin_*.go): the
+# tests scrape static targets, and the cloud SDKs behind those plugins were most of its cold build time.
+PROMETHEUS_TAGS = "remove_all_sd"
 # The resource metrics API (metrics.k8s.io) the HorizontalPodAutoscaler reads; its own cache entry, like Prometheus.
 METRICS_SERVER_VERSION = "v0.8.0"
 
@@ -225,12 +228,13 @@ def _build_prometheus(dest: Path, version: str) -> None:
     work = cache_root().parent / "build" / f"prometheus-{version}"
     module = "github.com/prometheus/prometheus"
     commands = [f"{module}/cmd/{cmd}" for cmd in PROMETHEUS_COMMANDS]
-    _wrapper_module(work, "modelpack.dev/build/prometheus", {module: version}, {}, commands)
+    _wrapper_module(work, "modelpack.dev/build/prometheus", {module: PROMETHEUS_VERSION}, {}, commands)
     _go(["mod", "tidy"], cwd=work)
     for cmd in PROMETHEUS_COMMANDS:
         started = time.monotonic()
         _log(f"go build {cmd} (first build takes minutes)")
-        _go(["build", "-trimpath", "-ldflags", "-s -w", "-o", str(dest / cmd), f"{module}/cmd/{cmd}"], cwd=work)
+        flags = ["-trimpath", "-tags", PROMETHEUS_TAGS, "-ldflags", "-s -w"]
+        _go(["build", *flags, "-o", str(dest / cmd), f"{module}/cmd/{cmd}"], cwd=work)
         _log(f"built {cmd} in {time.monotonic() - started:.0f}s")
 
 
@@ -305,16 +309,38 @@ def ensure_node_binaries() -> NodeBinaries:
     )
 
 
+def kubernetes_pins(work: Path) -> dict[str, str]:
+    """Every module version the Kubernetes wrapper module builds with (a replaced staging module at the published
+    version it is replaced with): pinned in another build, they let it reuse the Kubernetes build's compiled
+    packages."""
+    pins: dict[str, str] = {}
+    for line in _go(["list", "-m", "all"], cwd=work).splitlines()[1:]:
+        mod, ver, *replaced = line.split()
+        if mod != "k8s.io/kubernetes":
+            pins[mod] = replaced[-1] if replaced[:1] == ["=>"] else ver
+    return pins
+
+
 def _build_metrics_server(dest: Path, version: str) -> None:
-    """``go install`` of its module (its go.mod has no replaces to honour), stamped with the version as its
-    Makefile does (``metrics-server --version`` otherwise says ``v0.0.0-master``)."""
-    stamp = f"-X k8s.io/client-go/pkg/version.gitVersion={version}"
-    _go_install(dest, f"sigs.k8s.io/metrics-server/cmd/metrics-server@{version}", f"-s -w {stamp}")
+    """metrics-server built against Kubernetes' own module versions (``kubernetes_pins``), so its k8s.io/apiserver
+    stack comes from the Go build cache the Kubernetes build filled; stamped with the version as its Makefile
+    does (``metrics-server --version`` otherwise says ``v0.0.0-master``)."""
+    work = cache_root().parent / "build" / f"metrics-server-{version}"
+    module = "sigs.k8s.io/metrics-server"
+    pins = kubernetes_pins(_kubernetes_module(KUBERNETES_VERSION))
+    requires = {module: METRICS_SERVER_VERSION, **pins}
+    _wrapper_module(work, "modelpack.dev/build/metrics-server", requires, {}, [f"{module}/cmd/metrics-server"])
+    _go(["mod", "tidy"], cwd=work)
+    stamp = f"-X k8s.io/client-go/pkg/version.gitVersion={METRICS_SERVER_VERSION}"
+    _log(f"go build metrics-server {METRICS_SERVER_VERSION} (Kubernetes {KUBERNETES_VERSION} modules)")
+    out = str(dest / "metrics-server")
+    _go(["build", "-trimpath", "-ldflags", f"-s -w {stamp}", "-o", out, f"{module}/cmd/metrics-server"], cwd=work)
 
 
 def ensure_metrics_server() -> Path:
     """The metrics-server binary, building it if the cache lacks it."""
-    built = _ensure("metrics-server", METRICS_SERVER_VERSION, ("metrics-server",), _build_metrics_server)
+    version = f"{METRICS_SERVER_VERSION}-k8s-{KUBERNETES_VERSION}"
+    built = _ensure("metrics-server", version, ("metrics-server",), _build_metrics_server)
     return built / "metrics-server"
 
 
@@ -328,7 +354,7 @@ class PrometheusBinaries:
 
 def ensure_prometheus() -> PrometheusBinaries:
     """Return prometheus and promtool, building them if the cache lacks them."""
-    prom = _ensure("prometheus", PROMETHEUS_VERSION, PROMETHEUS_COMMANDS, _build_prometheus)
+    prom = _ensure("prometheus", f"{PROMETHEUS_VERSION}-{PROMETHEUS_TAGS}", PROMETHEUS_COMMANDS, _build_prometheus)
     return PrometheusBinaries(prometheus=prom / "prometheus", promtool=prom / "promtool")
 
 
