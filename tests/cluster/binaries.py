@@ -9,6 +9,7 @@ for the version, so a second run costs a directory listing.
 from __future__ import annotations
 
 import fcntl
+import functools
 import hashlib
 import json
 import os
@@ -116,8 +117,10 @@ def _wrapper_module(
     (workdir / "tools.go").write_text("\n".join(tools) + "\n")
 
 
+@functools.cache
 def _kubernetes_module(version: str) -> Path:
-    """The wrapper module that builds k8s.io/kubernetes commands; one for the control plane and the node."""
+    """The wrapper module that builds k8s.io/kubernetes commands; one for the control plane and the node, and
+    the versions metrics-server pins. Made once per process: a cold build asks for it three times."""
     work = cache_root().parent / "build" / f"kubernetes-{version}"
     _log(f"downloading k8s.io/kubernetes@{version} module metadata")
     info = json.loads(_go(["mod", "download", "-json", f"k8s.io/kubernetes@{version}"], cwd=Path.cwd()))
