@@ -16,6 +16,7 @@ from typing import Any
 
 import yaml
 
+from model_server.bert import BertShape
 from model_server.fleet import build_fleet
 from tests.cluster.binaries import ensure_binaries
 from tests.cluster.controlplane import ControlPlane
@@ -69,10 +70,11 @@ def install_args(images: dict[str, str], chart: str = str(CHART)) -> list[str]:
     ]  # fmt: skip
 
 
-def fill_store(path: Path, models: list[str] = MODELS) -> Path:
-    """Distinct tiny BERTs (random weights) in ``path`` on the node's filesystem, readable by the servers' uid."""
+def fill_store(path: Path, models: list[str] = MODELS, shape: BertShape = TINY) -> Path:
+    """Distinct BERTs (random weights; tiny unless ``shape`` says otherwise) in ``path`` on the node's filesystem,
+    readable by the servers' uid."""
     started = time.monotonic()
-    build_fleet(path, models, TINY)
+    build_fleet(path, models, shape)
     for root, _dirs, files in os.walk(path):
         os.chmod(root, 0o755)
         for f in files:
@@ -112,10 +114,14 @@ def store_volume(ns: str, path: Path) -> list[dict[str, Any]]:
 
 
 def pack(
-    ns: str, models: list[str] = MODELS, memory: str | None = None, autoscaling: dict[str, Any] | None = None
+    ns: str,
+    models: list[str] = MODELS,
+    memory: str | None = None,
+    autoscaling: dict[str, Any] | None = None,
+    budget: str = "256Mi",
 ) -> dict[str, Any]:
     """The test's ModelPack ``bert``; ``memory`` sets the servers' memory request and limit (an OOM test),
-    ``autoscaling`` its ``spec.autoscaling``."""
+    ``autoscaling`` its ``spec.autoscaling``, ``budget`` its ``spec.server.memoryBudget``."""
     # Three servers on one 2-core node: request little CPU so all three schedule.
     resources: dict[str, Any] = {"requests": {"cpu": "100m"}}
     if memory is not None:
@@ -125,7 +131,7 @@ def pack(
         "models": {"names": models},
         "modelsPerServer": PER_SERVER,
         "compute": {"type": "x86", "resources": resources},
-        "server": {"memoryBudget": "256Mi", "workerThreads": 1},
+        "server": {"memoryBudget": budget, "workerThreads": 1},
     }
     if autoscaling is not None:
         spec["autoscaling"] = autoscaling

@@ -1,4 +1,5 @@
-"""Faults on real pods: a server crash mid-load, an OOM kill, the operator pod deleted, the pack deleted.
+"""Faults on real pods: a server crash mid-load, OOM kills at start and after Ready, the operator pod deleted, the
+pack deleted.
 
 Every wait polls what the API (or a server's own metrics) reports; no fixed sleeps: on this 2-core machine, shared
 with other sessions, how long a pod takes to start varies by tens of seconds.
@@ -12,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from model_server.fleet import shape_for
 from tests.cluster.controlplane import ControlPlane
 from tests.cluster.realcluster import RealCluster
 from tests.cluster.wait import wait_for
@@ -23,6 +25,7 @@ from tests.realnode.packs import (
     condition,
     control_plane,
     diagnose,
+    fill_store,
     finished_loadtest,
     loadtest,
     operator_pods,
@@ -110,6 +113,64 @@ def test_a_server_over_its_memory_limit_is_oom_killed_and_the_pack_says_so_in_a_
     described = cp.kubectl("describe", "modelpack", "bert", "-n", ns).stdout
     print(described[-1500:])
     assert "Warning  OOMKilled" in described and "memory limit 40Mi" in described, described
+
+
+# Measured in the server's container on this node (cgroup memory.stat): 312 MiB of anonymous memory at Ready, and
+# the libraries' mapped pages on top (~220 MiB). Models of ~50 MiB each never reached an OOM kill under a limit
+# just above that: once loads pushed the cgroup to its limit, the kernel reclaimed the libraries' pages, the
+# server thrashed and the kubelet's liveness probe restarted it first. Two models of ~400 MiB of weights (8 layers,
+# hidden 1024) do: one lazy load alone needs more anonymous memory than the 600Mi limit holds, so reclaim cannot
+# help and the kernel's OOM killer ends the server within the load.
+BIG_MODELS = ["big-0", "big-1"]
+BIG_SHAPE = shape_for("small", layers=8, hidden=1024, seq_len=16, vocab_size=600)
+BIG_LIMIT = "600Mi"
+
+
+def test_a_server_oom_killed_after_ready_by_its_own_lazy_loads_is_one_warning_event_per_kill(
+    real_cluster: RealCluster, real_namespace: str, images: dict[str, str], operator: str
+) -> None:
+    """The kill the pack's conditions cannot show: the server was Ready, models loaded under load outgrew the
+    limit (the budget, 2Gi, let the LRU keep them all), the kubelet restarted it and it was Ready again."""
+    cp, ns = control_plane(real_cluster), real_namespace
+    store = fill_store(real_cluster.network.state_dir / f"store-{ns}", BIG_MODELS, BIG_SHAPE)
+    cp.apply(store_volume(ns, store))
+    cp.apply([pack(ns, BIG_MODELS, memory=BIG_LIMIT, budget="2Gi")], namespace=ns)
+    wait_pack(cp, ns, "ModelPack Ready", lambda s: s.get("phase") == "Ready")
+    (pod,) = cp.kubectl_json("get", "pods", "-n", ns, "-l", SERVER_SELECTOR)["items"]
+    name, container = pod["metadata"]["name"], pod["spec"]["containers"][0]["name"]
+    assert pod["status"]["containerStatuses"][0]["restartCount"] == 0, pod["status"]  # Ready before any kill
+    cp.apply([loadtest(ns, duration="20s", slo=False)], namespace=ns)
+
+    def oom_events() -> list[dict[str, Any]]:
+        got = cp.kubectl_json("get", "events", "-n", ns, "--field-selector", "involvedObject.kind=ModelPack")
+        return [e for e in got["items"] if e["reason"] == "ServerOOMKilled"]
+
+    try:
+        first = wait_for(oom_events, "a ServerOOMKilled Event on the pack", 240, 2)[0]
+    except TimeoutError as err:
+        raise AssertionError(f"{err}\n{diagnose(cp, ns)}") from err
+    assert first["type"] == "Warning" and first["involvedObject"]["name"] == "bert", first
+    assert f"memory limit {BIG_LIMIT}" in first["message"] and "spec.server.memoryBudget" in first["message"], first
+    final = finished_loadtest(cp, ns, 240)
+    pod = cp.kubectl_json("get", "pod", name, "-n", ns)
+    (cs,) = pod["status"]["containerStatuses"]
+    # What the kubelet saw, for real: the container that had been Ready died of the cgroup's OOM kill.
+    assert (cs.get("lastState") or {}).get("terminated", {}).get("reason") == "OOMKilled", cs
+    restarts = int(cs["restartCount"])
+    # One Event per kill, named for the restart it caused: never two for one kill, however often the pod is seen.
+    kills = oom_events()
+    names = [e["metadata"]["name"] for e in kills]
+    assert len(set(names)) == len(names) and all(e.get("count", 1) == 1 for e in kills), kills
+    assert all(n.rsplit(".", 1)[0] == f"{name}.oomkilled.{container}" for n in names), names
+    assert {int(n.rsplit(".", 1)[1]) for n in names} <= set(range(1, restarts + 1)), (names, restarts)
+    print(f"[faults] {restarts} OOM restart(s) under load, Events: {names}")
+    # The load test lost nothing: every scheduled request is answered or counted as an error. (Each restarted
+    # server is killed again by its first load, so few or no requests succeed: Succeeded or Failed both finish.)
+    results = final.get("results") or {}
+    assert final["phase"] in ("Succeeded", "Failed") and condition(final, "Complete"), final.get("conditions")
+    assert results["errors"] > 0 and results["successes"] + results["errors"] == results["requests"], results
+    described = cp.kubectl("describe", "modelpack", "bert", "-n", ns).stdout
+    assert "Warning  ServerOOMKilled" in described, described
 
 
 def _owned(cp: ControlPlane, ns: str) -> dict[str, list[dict[str, Any]]]:
