@@ -161,6 +161,12 @@ def condition(st: dict[str, Any], kind: str) -> dict[str, Any]:
     return next((c for c in st.get("conditions") or [] if c.get("type") == kind), {})
 
 
+def pack_events(cp: ControlPlane, ns: str, reason: str) -> list[dict[str, Any]]:
+    """The Events in ``ns`` about a ModelPack with this reason."""
+    got = cp.kubectl_json("get", "events", "-n", ns, "--field-selector", "involvedObject.kind=ModelPack")
+    return [e for e in got["items"] if e["reason"] == reason]
+
+
 def operator_pods(cp: ControlPlane) -> list[dict[str, Any]]:
     return list(cp.kubectl_json("get", "pods", "-n", RELEASE_NS, "-l", OPERATOR_SELECTOR)["items"])
 

@@ -30,6 +30,7 @@ from tests.realnode.packs import (
     loadtest,
     operator_pods,
     pack,
+    pack_events,
     ready_pack,
     status,
     store_volume,
@@ -107,9 +108,8 @@ def test_a_server_over_its_memory_limit_is_oom_killed_and_the_pack_says_so_in_a_
     assert f"pod {pod['metadata']['name']}: OOMKilled, exit 137" in degraded["message"], degraded
     assert "memory limit 40Mi" in degraded["message"] and "spec.server.memoryBudget" in degraded["message"], degraded
     assert condition(st, "Ready")["status"] == "False" and condition(st, "Progressing")["reason"] == "OOMKilled", st
-    events = cp.kubectl_json("get", "events", "-n", ns, "--field-selector", "involvedObject.kind=ModelPack")["items"]
-    oom = [e for e in events if e["reason"] == "OOMKilled"]
-    assert oom and oom[0]["type"] == "Warning" and "memory limit 40Mi" in oom[0]["message"], events
+    oom = pack_events(cp, ns, "OOMKilled")
+    assert oom and oom[0]["type"] == "Warning" and "memory limit 40Mi" in oom[0]["message"], oom
     described = cp.kubectl("describe", "modelpack", "bert", "-n", ns).stdout
     print(described[-1500:])
     assert "Warning  OOMKilled" in described and "memory limit 40Mi" in described, described
@@ -129,8 +129,8 @@ BIG_LIMIT = "600Mi"
 def test_a_server_oom_killed_after_ready_by_its_own_lazy_loads_is_one_warning_event_per_kill(
     real_cluster: RealCluster, real_namespace: str, images: dict[str, str], operator: str
 ) -> None:
-    """The kill the pack's conditions cannot show: the server was Ready, models loaded under load outgrew the
-    limit (the budget, 2Gi, let the LRU keep them all), the kubelet restarted it and it was Ready again."""
+    """The kill the pack's conditions cannot show: the server was Ready, then a model loaded under load outgrew
+    the limit (the 2Gi budget never asked the LRU to evict) and the kubelet restarted the container."""
     cp, ns = control_plane(real_cluster), real_namespace
     store = fill_store(real_cluster.network.state_dir / f"store-{ns}", BIG_MODELS, BIG_SHAPE)
     cp.apply(store_volume(ns, store))
@@ -141,12 +141,8 @@ def test_a_server_oom_killed_after_ready_by_its_own_lazy_loads_is_one_warning_ev
     assert pod["status"]["containerStatuses"][0]["restartCount"] == 0, pod["status"]  # Ready before any kill
     cp.apply([loadtest(ns, duration="20s", slo=False)], namespace=ns)
 
-    def oom_events() -> list[dict[str, Any]]:
-        got = cp.kubectl_json("get", "events", "-n", ns, "--field-selector", "involvedObject.kind=ModelPack")
-        return [e for e in got["items"] if e["reason"] == "ServerOOMKilled"]
-
     try:
-        first = wait_for(oom_events, "a ServerOOMKilled Event on the pack", 240, 2)[0]
+        first = wait_for(lambda: pack_events(cp, ns, "ServerOOMKilled"), "a ServerOOMKilled Event", 240, 2)[0]
     except TimeoutError as err:
         raise AssertionError(f"{err}\n{diagnose(cp, ns)}") from err
     assert first["type"] == "Warning" and first["involvedObject"]["name"] == "bert", first
@@ -158,7 +154,7 @@ def test_a_server_oom_killed_after_ready_by_its_own_lazy_loads_is_one_warning_ev
     assert (cs.get("lastState") or {}).get("terminated", {}).get("reason") == "OOMKilled", cs
     restarts = int(cs["restartCount"])
     # One Event per kill, named for the restart it caused: never two for one kill, however often the pod is seen.
-    kills = oom_events()
+    kills = pack_events(cp, ns, "ServerOOMKilled")
     names = [e["metadata"]["name"] for e in kills]
     assert len(set(names)) == len(names) and all(e.get("count", 1) == 1 for e in kills), kills
     assert all(n.rsplit(".", 1)[0] == f"{name}.oomkilled.{container}" for n in names), names
