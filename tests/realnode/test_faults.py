@@ -118,9 +118,9 @@ def test_a_server_over_its_memory_limit_is_oom_killed_and_the_pack_says_so_in_a_
 # Measured in the server's container on this node (cgroup memory.stat): 312 MiB of anonymous memory at Ready, and
 # the libraries' mapped pages on top (~220 MiB). Models of ~50 MiB each never reached an OOM kill under a limit
 # just above that: once loads pushed the cgroup to its limit, the kernel reclaimed the libraries' pages, the
-# server thrashed and the kubelet's liveness probe restarted it first. Two models of ~400 MiB of weights (8 layers,
-# hidden 1024) do: one lazy load alone needs more anonymous memory than the 600Mi limit holds, so reclaim cannot
-# help and the kernel's OOM killer ends the server within the load.
+# server thrashed and the kubelet's liveness probe restarted it first. Two models of ~100 M parameters (8 layers,
+# hidden 1024: ~400 MB of fp32 weights by count) do: one lazy load alone needs more anonymous memory than the
+# 600Mi limit holds, so reclaim cannot help and the kernel's OOM killer ends the server within the load.
 BIG_MODELS = ["big-0", "big-1"]
 BIG_SHAPE = shape_for("small", layers=8, hidden=1024, seq_len=16, vocab_size=600)
 BIG_LIMIT = "600Mi"
