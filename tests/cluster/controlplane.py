@@ -331,16 +331,29 @@ class ControlPlane:
         return comp
 
     def _wait(self, comp: Component, ready: Callable[[], bool], what: str) -> None:
+        """Poll ``ready`` until it holds, failing fast on any started component's death, not only ``comp``'s.
+
+        A probe can succeed for the wrong process: when another run takes a component's port before it binds,
+        that run's server may answer the probe with 200 while our component has died of "address already in
+        use". Checking every component, after the probe as well as before, names the dead one (and its port
+        race, which ``start`` retries) instead of timing out on a later wait that the dead one would have met.
+        """
         deadline = time.monotonic() + self.start_timeout
         while time.monotonic() < deadline:
+            self._raise_if_one_died(what)
             if ready():
+                self._raise_if_one_died(what)
                 _log(f"{what}: ok after {time.monotonic() - self._began:.1f}s")
                 return
-            code = comp.exit_code()
-            if code is not None:
-                raise ControlPlaneError(f"{comp.name} exited with {code} while waiting for {what}:\n{comp.tail()}")
             time.sleep(0.1)
         raise ControlPlaneError(f"timed out after {self.start_timeout:.0f}s waiting for {what}:\n{comp.tail()}")
+
+    def _raise_if_one_died(self, what: str) -> None:
+        for started in self._components:
+            code = started.exit_code()
+            if code is not None:
+                tail = started.tail()
+                raise ControlPlaneError(f"{started.name} exited with {code} while waiting for {what}:\n{tail}")
 
     def _default_service_account_exists(self) -> bool:
         return self.kubectl("get", "serviceaccount", "default", "-n", "default", check=False).returncode == 0

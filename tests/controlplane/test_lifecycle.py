@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import dataclasses
+import http.server
 import os
 import socket
+import ssl
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.cluster import controlplane as cp_module
+from tests.cluster import pki
 from tests.cluster.binaries import ensure_binaries
 from tests.cluster.controlplane import ControlPlane, ControlPlaneError
 from tests.cluster.process import free_port
@@ -40,6 +44,49 @@ def test_port_taken_between_pick_and_bind_is_retried(
     for pid in pids:
         with pytest.raises(ProcessLookupError):
             os.kill(pid, 0)
+
+
+class _Healthy(http.server.BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        self.send_response(200)
+        self.end_headers()
+        self.wfile.write(b"ok")
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def port_of_a_foreign_healthy_server(tmp_path: Path) -> Iterator[int]:
+    """An HTTPS server answering 200 to every path: what another run's component looks like to a probe."""
+    ca = pki.make_ca(tmp_path)
+    cert = pki.issue(ca, tmp_path, "foreign", "foreign", (), ("IP:127.0.0.1",))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Healthy)
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(str(cert.cert), str(cert.key))
+    server.socket = ctx.wrap_socket(server.socket, server_side=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield int(server.server_address[1])
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_a_port_race_hidden_by_a_foreign_server_answering_the_probe_is_retried(
+    port_of_a_foreign_healthy_server: int, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """CI once lost a run this way: the controller-manager died of "address already in use" while the process
+    holding its port answered /healthz, and the plane timed out 90 s later waiting for the default
+    ServiceAccount that only the dead controller-manager would create."""
+    taken = port_of_a_foreign_healthy_server
+    picks = iter([0, 0, 0, taken])  # etcd, etcd-peer, apiserver: fresh; the controller-manager: taken
+    monkeypatch.setattr(cp_module, "free_port", lambda: next(picks, None) or free_port())
+    with ControlPlane(workdir=tmp_path / "plane", start_timeout=30) as cp:
+        assert cp.kubectl("get", "serviceaccount", "default", "-o", "name").stdout.strip() == "serviceaccount/default"
+        kcm_log = (cp.log_dir / "kube-controller-manager.log").read_text()
+        assert f"127.0.0.1:{taken}" in kcm_log and "address already in use" in kcm_log
+        assert sum(line.startswith("$ ") for line in kcm_log.splitlines()) == 2  # the dead start, the retry
 
 
 def test_a_component_that_dies_is_named_with_its_log_and_logs_are_kept(tmp_path: Path) -> None:
